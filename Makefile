@@ -1,0 +1,23 @@
+# brainuad: `make demo` and `make test` work on a fresh machine from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo
+
+.PHONY: install test demo clean
+
+$(BIN)/brainuad: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(BIN)/brainuad
+
+test: install
+	$(BIN)/pytest -q
+
+demo: install
+	$(BIN)/brainuad demo --out $(DEMO_OUT)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from brainuad.data.grid import GridTransform, normalise_intensity, to_model_grid
+from brainuad.data.volume import Volume
+
+
+def _volume(shape=(192, 192, 160), affine=None, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, bool)
+    centre = np.array(shape) // 2
+    mask[tuple(slice(c - 40, c + 40) for c in centre)] = True
+    image = np.where(mask, rng.normal(500, 100, shape), 0).astype(np.float32)
+    seg = np.zeros(shape, bool)
+    seg[tuple(slice(c - 6, c + 6) for c in centre)] = True
+    return Volume(image, np.eye(4) if affine is None else affine, mask, seg, name="v")
+
+
+def test_model_grid_shapes_and_range():
+    grid = to_model_grid(_volume())
+    assert grid.image.shape == grid.mask.shape == grid.seg.shape == (96, 96, 50)
+    assert grid.image.dtype == np.float32 and grid.mask.dtype == bool and grid.seg.dtype == bool
+    assert grid.image.min() == 0.0 and grid.image.max() == 1.0
+    assert np.all(grid.image[~grid.mask] == 0)
+    # 12^3 voxels of lesion at 1 mm -> 6^3 on the 2 mm grid
+    assert grid.seg.sum() == 6 ** 3
+
+
+def test_percentiles_use_brain_voxels_only():
+    image = np.zeros((10, 10, 10), np.float32)
+    mask = np.zeros_like(image, bool)
+    mask[2:8, 2:8, 2:8] = True
+    image[mask] = np.linspace(100, 200, mask.sum())
+    out = normalise_intensity(image, mask)
+    low, high = np.percentile(image[mask], (1, 99))
+    expected = np.clip((image[mask] - low) / (high - low), 0, 1)
+    np.testing.assert_allclose(out[mask], expected, rtol=1e-5)
+    # adding bright background outside the mask must not change the scaling
+    image[0, 0, 0] = 1e6
+    np.testing.assert_allclose(normalise_intensity(image, mask)[mask], expected, rtol=1e-5)
+
+
+def test_normalise_rejects_empty_mask():
+    with pytest.raises(ValueError, match="empty"):
+        normalise_intensity(np.ones((3, 3, 3)), np.zeros((3, 3, 3), bool))
+
+
+def test_crop_removes_equal_slabs_and_pads_small_inputs():
+    transform = GridTransform.for_shape((192, 192, 160), np.eye(4))
+    assert transform.offsets == (0, 0, 30)
+    small = GridTransform.for_shape((150, 200, 90), np.eye(4))
+    assert small.offsets == (-21, 4, -5)
+    array = np.arange(150 * 200 * 90, dtype=np.float32).reshape(150, 200, 90)
+    cropped = small.crop(array)
+    assert cropped.shape == (192, 192, 100)
+    np.testing.assert_array_equal(small.uncrop(cropped)[:, 4:196, :], array[:, 4:196, :])
+
+
+@pytest.mark.parametrize("shape", [(192, 192, 160), (181, 217, 181), (160, 170, 120)])
+def test_labels_map_back_onto_the_input_grid(shape):
+    affine = np.array([[0, -1.0, 0, 90], [1.0, 0, 0, -100], [0, 0, 1.0, -60], [0, 0, 0, 1]])
+    volume = _volume(shape, affine)
+    grid = to_model_grid(volume)
+    back = grid.to_input(grid.seg, label=True)
+    assert back.shape == shape
+    np.testing.assert_array_equal(back, volume.seg)
+
+
+def test_grid_affine_places_voxels_in_world_space():
+    volume = _volume()
+    grid = to_model_grid(volume)
+    # the centre of the lesion has the same world position in both grids
+    lesion_grid = np.argwhere(grid.seg).mean(axis=0)
+    lesion_input = np.argwhere(volume.seg).mean(axis=0)
+    world_grid = grid.transform.grid_affine @ np.append(lesion_grid, 1)
+    world_input = volume.affine @ np.append(lesion_input, 1)
+    np.testing.assert_allclose(world_grid[:3], world_input[:3], atol=1e-6)
+
+
+def test_volume_without_mask_is_refused():
+    volume = _volume()
+    with pytest.raises(ValueError, match="no brain mask"):
+        to_model_grid(Volume(volume.image, volume.affine, name="x"))
