@@ -238,3 +238,39 @@ def load_split(root: str | Path, dataset_id: str, split: SplitName, fold: int | 
     if modality is not None:
         records = [record.with_modality(modality) for record in records]
     return records
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The files of one subject in one modality, as absolute paths."""
+
+    name: str
+    image: Path
+    mask: Path
+    seg: Path | None
+    label: int
+
+
+def split_subjects(root: str | Path, dataset_id: str, split: SplitName, fold: int | None = None,
+                   modality: str | None = None) -> list[Subject]:
+    """The subjects of one split with absolute file paths.
+
+    Args:
+        root: the data directory (or its parent).
+        dataset_id: ``ixi``, ``brats21``, ``mslub``, ``atlas`` or ``wmh``.
+        split: ``train``/``val`` (IXI, with ``fold``) or ``val``/``test``.
+        modality: the image modality; default the set's evaluation modality (required for IXI).
+
+    Duplicate rows (the authors' splits have some) are kept once.
+    """
+    spec = dataset(dataset_id)
+    modality = modality or spec.eval_modality
+    if modality is None:
+        raise ValueError(f"the modality (t1 or t2) must be given for the {spec.id} data set")
+    root = resolve_data_root(root)
+    subjects: dict[str, Subject] = {}
+    for record in load_split(root, dataset_id, split, fold, modality):
+        subjects.setdefault(record.img_path, Subject(
+            name=record.img_name, image=data_file(root, record.img_path), mask=data_file(root, record.mask_path),
+            seg=data_file(root, record.seg_path) if record.seg_path else None, label=record.label))
+    return list(subjects.values())

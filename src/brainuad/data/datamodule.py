@@ -1,0 +1,76 @@
+"""Lightning DataModule of healthy training and validation slices (IXI layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from brainuad.data.augmentation import SliceAugmentation
+from brainuad.data.cache import GridCache
+from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
+from brainuad.data.grid import GridVolume
+from brainuad.data.layout import split_subjects
+
+
+class HealthySlicesDataModule(L.LightningDataModule):
+    """Training slices of one IXI fold (one random slice per volume per epoch, augmented) and
+    fixed validation slices of the same fold's validation split.
+
+    Args:
+        root: the data directory.
+        modality: ``t1`` or ``t2``.
+        fold: 0-4.
+        batch_size: slices per batch (paper: 32).
+        num_workers: DataLoader worker processes.
+        augmentation: the training augmentation, or None.
+        val_slices_per_volume: evenly spaced validation slices per volume.
+        cache: where model-grid volumes are cached.
+        progress: optional wrapper showing progress while volumes are loaded.
+    """
+
+    def __init__(self, root: str | Path, modality: str, fold: int, *, batch_size: int = 32, num_workers: int = 0,
+                 augmentation: SliceAugmentation | None = SliceAugmentation(), val_slices_per_volume: int = 10,
+                 cache: GridCache | None = None,
+                 progress: Callable[[Iterable, str], Iterable] | None = None) -> None:
+        super().__init__()
+        if modality not in ("t1", "t2"):
+            raise ValueError(f"modality must be 't1' or 't2', got {modality!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.root = Path(root)
+        self.modality = modality
+        self.fold = fold
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augmentation = augmentation
+        self.val_slices_per_volume = val_slices_per_volume
+        self.cache = cache or GridCache()
+        self.progress = progress
+        self.train_volumes: list[GridVolume] = []
+        self.val_volumes: list[GridVolume] = []
+
+    def _load(self, split: str) -> list[GridVolume]:
+        subjects = split_subjects(self.root, "ixi", split, self.fold, self.modality)
+        iterator: Iterable = subjects
+        if self.progress is not None:
+            iterator = self.progress(subjects, f"loading IXI {split} fold {self.fold} ({self.modality})")
+        return [self.cache.load(subject) for subject in iterator]
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.train_volumes:
+            self.train_volumes = self._load("train")
+        if not self.val_volumes:
+            self.val_volumes = self._load("val")
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(FixedSliceDataset(self.val_volumes, self.val_slices_per_volume), shuffle=False)

@@ -1,0 +1,111 @@
+"""The interface every anomaly-detection method offers.
+
+A method is a ``torch.nn.Module`` with
+
+- ``training_loss(images, generator=None)``: the loss on a batch of healthy slices
+  (N, 1, H, W) in [0, 1], a scalar tensor (with a fixed ``generator`` it is deterministic, which
+  the validation loss uses);
+- ``anomaly_map(volume)``: a (X, Y, Z) float32 map of a model-grid volume, higher = more
+  anomalous.
+
+Reconstruction-based methods derive from :class:`ReconstructionMethod` and implement
+``reconstruct_slices``; they get ``reconstruct(volume)`` (all axial slices, in batches) and the
+residual ``|x - x_rec|`` as their anomaly map.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from brainuad.data.grid import GridVolume
+
+VolumeLike = GridVolume | np.ndarray | Tensor
+
+
+def volume_slices(volume: VolumeLike) -> Tensor:
+    """The axial slices of a model-grid volume as a batch.
+
+    Args:
+        volume: a :class:`GridVolume` or an (X, Y, Z) array in [0, 1].
+
+    Returns:
+        (Z, 1, X, Y) float32 CPU tensor.
+    """
+    array = volume.image if isinstance(volume, GridVolume) else volume
+    tensor = torch.as_tensor(np.asarray(array, dtype=np.float32)) if not isinstance(array, Tensor) else array.float()
+    if tensor.ndim != 3:
+        raise ValueError(f"a volume must be 3-D (X, Y, Z), got shape {tuple(tensor.shape)}")
+    return tensor.permute(2, 0, 1)[:, None].contiguous()
+
+
+def slices_to_volume(slices: Tensor) -> np.ndarray:
+    """Inverse of :func:`volume_slices`: (Z, 1, X, Y) -> (X, Y, Z) float32 numpy array."""
+    return slices[:, 0].permute(1, 2, 0).float().cpu().numpy()
+
+
+class AnomalyDetector(nn.Module, ABC):
+    """A trainable unsupervised anomaly-detection method (see the module docstring)."""
+
+    @abstractmethod
+    def training_loss(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Loss on healthy slices ``images``: (N, 1, H, W) in [0, 1]; a scalar tensor."""
+
+    @abstractmethod
+    def anomaly_map(self, volume: VolumeLike) -> np.ndarray:
+        """(X, Y, Z) float32 anomaly scores of a model-grid volume."""
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the method's parameters (CPU for a method without any)."""
+        parameter = next(self.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+
+class ReconstructionMethod(AnomalyDetector):
+    """A method whose anomaly map is the residual between a volume and its pseudo-healthy
+    reconstruction.
+
+    Args:
+        inference_batch_size: slices per forward pass in :meth:`reconstruct`.
+        seed: seed of the generator that draws test-time noise, so a reconstruction is reproducible.
+    """
+
+    def __init__(self, inference_batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        if inference_batch_size < 1:
+            raise ValueError(f"inference_batch_size must be >= 1, got {inference_batch_size!r}")
+        self.inference_batch_size = inference_batch_size
+        self.seed = seed
+
+    @abstractmethod
+    def reconstruct_slices(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Pseudo-healthy reconstructions of slices: (N, 1, H, W) in [0, 1] -> same shape, [0, 1]."""
+
+    @torch.no_grad()
+    def _map_slices(self, volume: VolumeLike, fn: Callable[[Tensor, torch.Generator], Tensor]) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        slices = volume_slices(volume)
+        generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        outputs = [fn(batch.to(self.device), generator).float().cpu()
+                   for batch in slices.split(self.inference_batch_size)]
+        self.train(was_training)
+        return slices_to_volume(torch.cat(outputs))
+
+    def reconstruct(self, volume: VolumeLike) -> np.ndarray:
+        """Reconstruct every axial slice of a model-grid volume.
+
+        Returns:
+            (X, Y, Z) float32 in [0, 1].
+        """
+        return self._map_slices(volume, self.reconstruct_slices)
+
+    def anomaly_map(self, volume: VolumeLike) -> np.ndarray:
+        """The residual ``|x - x_rec|``: (X, Y, Z) float32 >= 0."""
+        image = volume.image if isinstance(volume, GridVolume) else np.asarray(volume, dtype=np.float32)
+        return np.abs(image - self.reconstruct(volume)).astype(np.float32)

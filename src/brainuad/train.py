@@ -1,0 +1,237 @@
+"""Training with Lightning: the module wrapping a method, the trainer factory and a run.
+
+Every method (and the SparK pre-trainer) exposes ``training_loss(images, generator=None)``; the
+Lightning module optimises it on healthy slices and reports a deterministic validation loss (fixed
+noise levels and noise per validation batch), which picks the best checkpoint. A run directory
+receives the config, the best weights as safetensors, Lightning's resumable state and CSV and
+TensorBoard logs; re-running into the same directory resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import Tensor, nn
+
+from brainuad.checkpoint import WEIGHTS_FILE, save_weights, write_config
+from brainuad.data.augmentation import SliceAugmentation
+from brainuad.data.cache import GridCache
+from brainuad.data.datamodule import HealthySlicesDataModule
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+SUMMARY_FILE = "training.json"
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Optimiser of a run: Adam (the paper's detectors) or AdamW (SparK pre-training)."""
+
+    kind: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def build(self, parameters) -> torch.optim.Optimizer:
+        optimizer = torch.optim.AdamW if self.kind == "adamw" else torch.optim.Adam
+        return optimizer(parameters, lr=self.lr, weight_decay=self.weight_decay, betas=self.betas)
+
+
+class TrainingModule(L.LightningModule):
+    """Lightning wrapper of anything with ``training_loss(images, generator=None) -> scalar``.
+
+    Args:
+        method: the method (or pre-trainer) to optimise; saved under the ``method.`` key prefix.
+        optimizer: the optimiser settings.
+        val_seed: seed of the per-batch generators that make the validation loss deterministic.
+        channels_last: use the channels-last memory format (for GPUs).
+    """
+
+    def __init__(self, method: nn.Module, optimizer: OptimizerSpec, val_seed: int = 0,
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        self.method = method
+        self.optimizer_spec = optimizer
+        self.val_seed = val_seed
+        self.channels_last = channels_last
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+
+    def _images(self, batch: dict[str, Tensor]) -> Tensor:
+        images = batch["image"]
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        loss = self.method.training_loss(self._images(batch))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]),
+                 sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        generator = torch.Generator(device=self.device).manual_seed(self.val_seed + batch_index)
+        loss = self.method.training_loss(self._images(batch), generator)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_spec.build(self.method.parameters())
+
+
+def resolve_precision(precision: str | None, accelerator: str) -> str:
+    """The trainer precision: bf16 autocast on GPU and fp32 on CPU unless one is given."""
+    if precision is not None:
+        return precision
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None = None,
+                  precision: str | None = None, accelerator: str = "auto", devices: int | str = "auto",
+                  strategy: str = "auto", check_val_every_n_epoch: int = 1, log_every_n_steps: int = 10,
+                  progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
+    """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
+
+    The best checkpoint is chosen by the validation loss (``val/loss``); ``last.ckpt`` is kept
+    for resuming. ``max_minutes`` stops training after that wall time (the last epoch's state is
+    still saved).
+    """
+    checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best", monitor="val/loss", mode="min",
+                                 save_top_k=1, save_last=True)
+    loggers = [CSVLogger(run_dir / "logs", name="csv"), TensorBoardLogger(run_dir / "logs", name="tensorboard")]
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=max_epochs,
+        max_time={"minutes": max_minutes} if max_minutes else None,
+        precision=resolve_precision(precision, accelerator),
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        check_val_every_n_epoch=check_val_every_n_epoch,
+        log_every_n_steps=log_every_n_steps,
+        callbacks=[checkpoint],
+        logger=loggers,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    return trainer, checkpoint
+
+
+def build_trainable(config) -> tuple[nn.Module, OptimizerSpec]:
+    """The module a config trains and its optimiser (Adam for detectors, AdamW for SparK)."""
+    if config.method == "spark":
+        from brainuad.nn.encoders import ImageEncoder
+        from brainuad.nn.spark import SparKPretrainer
+
+        body = ImageEncoder(depth=config.encoder.depth, out_dim=config.encoder.dim).body
+        pretrainer = SparKPretrainer(body, cell_size=config.spark.cell_size, mask_ratio=config.spark.mask_ratio,
+                                     decoder_channels=config.spark.decoder_channels)
+        return pretrainer, OptimizerSpec("adamw", config.train.lr, 0.05, (0.9, 0.95))
+    from brainuad.methods.registry import build_detector
+
+    return build_detector(config), OptimizerSpec("adam", config.train.lr)
+
+
+@dataclass
+class TrainingSummary:
+    """What a finished (or interrupted) training run reports."""
+
+    run_dir: str
+    method: str
+    epochs: int
+    steps: int
+    best_val_loss: float | None
+    seconds: float
+    weights: str
+    psnr_noised_db: float | None = None
+    psnr_reconstruction_db: float | None = None
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(payload, stream, indent=2)
+    os.replace(temporary, path)
+
+
+def _best_state(checkpoint: ModelCheckpoint, module: TrainingModule) -> dict[str, Tensor]:
+    """The method's weights from the best checkpoint (or the current ones when there is none)."""
+    path = checkpoint.best_model_path
+    if path and Path(path).is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        return {key.removeprefix("method."): value for key, value in state.items() if key.startswith("method.")}
+    return module.method.state_dict()
+
+
+def train_run(config, run_dir: str | Path, *, progress: bool = True) -> TrainingSummary:
+    """Train the method of ``config`` into ``run_dir`` (resuming from its last checkpoint if any).
+
+    Writes ``config.yaml``, the best weights (``model.safetensors``; for SparK the encoder body as
+    ``encoder.safetensors``), ``checkpoints/``, ``logs/`` and ``training.json``; for diffusion
+    methods also ``examples.png`` and the PSNR check at t = 500 (see :func:`diffusion_check`).
+    """
+    from rich.progress import track
+
+    if config.data.root is None:
+        from brainuad.errors import ConfigError
+
+        raise ConfigError("no data directory: give --data DATA or set data.root in the config")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, config)
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    started = time.time()
+    method, optimizer = build_trainable(config)
+    gpu = resolve_precision(None, config.train.accelerator) == "bf16-mixed"
+    module = TrainingModule(method, optimizer, val_seed=config.train.seed,
+                            channels_last=config.train.channels_last and gpu)
+    data = HealthySlicesDataModule(
+        config.data.root, config.data.modality, config.data.fold, batch_size=config.data.batch_size,
+        num_workers=config.data.num_workers, augmentation=SliceAugmentation() if config.data.augment else None,
+        val_slices_per_volume=config.data.val_slices_per_volume, cache=GridCache(config.data.cache_dir),
+        progress=(lambda items, text: track(items, description=text, transient=True)) if progress else None)
+    trainer, checkpoint = build_trainer(
+        run_dir, max_epochs=config.train.max_epochs, max_minutes=config.train.max_minutes,
+        precision=config.train.precision, accelerator=config.train.accelerator, devices=config.train.devices,
+        strategy=config.train.strategy, check_val_every_n_epoch=config.train.check_val_every_n_epoch,
+        log_every_n_steps=config.train.log_every_n_steps, progress=progress)
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None)
+    state = _best_state(checkpoint, module)
+    best = checkpoint.best_model_score
+    summary = TrainingSummary(
+        run_dir=str(run_dir), method=config.method, epochs=trainer.current_epoch, steps=trainer.global_step,
+        best_val_loss=None if best is None or not math.isfinite(float(best)) else float(best),
+        seconds=round(time.time() - started, 1), weights="")
+    if not trainer.is_global_zero:
+        return summary
+    if config.method == "spark":
+        weights = save_weights(run_dir / "encoder.safetensors",
+                               {key.removeprefix("body."): value for key, value in state.items()
+                                if key.startswith("body.")})
+    else:
+        weights = save_weights(run_dir / WEIGHTS_FILE, state)
+        method.load_state_dict(state)
+        from brainuad.training_check import diffusion_check
+
+        if hasattr(method, "reconstruct_at"):
+            check = diffusion_check(method.cpu(), data.val_volumes, run_dir / "examples.png", seed=config.train.seed)
+            summary.psnr_noised_db = round(check.psnr_noised_db, 2)
+            summary.psnr_reconstruction_db = round(check.psnr_reconstruction_db, 2)
+    summary.weights = str(weights)
+    _write_json(run_dir / SUMMARY_FILE, asdict(summary))
+    return summary

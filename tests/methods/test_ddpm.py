@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from brainuad.methods.ddpm import CDDPM, DDPM
+from brainuad.methods.diffusion import DiffusionSchedule
+from brainuad.methods.pddpm import PDDPM, patch_masks
+from brainuad.nn.encoders import ImageEncoder
+from brainuad.nn.unet import UNet
+from brainuad.noise import GaussianNoise, SimplexNoise
+
+
+def tiny_unet(context_dim=None):
+    return UNet(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_head_channels=8, groups=4,
+                context_dim=context_dim)
+
+
+def smooth_slices(n, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, 4, 4, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def make(kind="ddpm", **options):
+    schedule = DiffusionSchedule(1000)
+    if kind == "cddpm":
+        return CDDPM(tiny_unet(16), ImageEncoder(18, 16), GaussianNoise(), schedule, **options)
+    if kind == "pddpm":
+        return PDDPM(tiny_unet(), GaussianNoise(), schedule, patch_size=16, **options)
+    return DDPM(tiny_unet(), SimplexNoise(feature_size=16.0), schedule, **options)
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "cddpm", "pddpm"])
+def test_x0_loss_falls_by_half_when_overfitting(kind):
+    torch.manual_seed(0)
+    method = make(kind)
+    images = smooth_slices(4)
+    optimizer = torch.optim.Adam(method.parameters(), lr=3e-3)
+    evaluation = torch.Generator().manual_seed(1)
+
+    def fixed_loss():
+        with torch.no_grad():
+            return method.training_loss(images, torch.Generator().manual_seed(1)).item()
+
+    start = fixed_loss()
+    for _ in range(150):
+        optimizer.zero_grad()
+        method.training_loss(images).backward()
+        optimizer.step()
+    assert fixed_loss() < 0.5 * start, (start, fixed_loss())
+    del evaluation
+
+
+def test_volume_reconstruction_shape_and_ensemble_is_mean_of_passes():
+    method = make("ddpm", ensemble=(250, 500, 750), inference_batch_size=64)
+    with torch.no_grad():
+        for parameter in method.unet.output_conv.parameters():
+            parameter.normal_(0, 0.1)
+    volume = np.random.default_rng(0).random((32, 32, 50)).astype(np.float32)
+    reconstruction = method.reconstruct(volume)
+    assert reconstruction.shape == (32, 32, 50) and reconstruction.dtype == np.float32
+    assert 0 <= reconstruction.min() and reconstruction.max() <= 1
+    # the three passes with the same generator stream, one by one
+    slices = torch.from_numpy(volume).permute(2, 0, 1)[:, None]
+    generator = torch.Generator().manual_seed(method.seed)
+    with torch.no_grad():
+        passes = [method.reconstruct_at(slices, (level,), generator) for level in (250, 500, 750)]
+    expected = torch.stack(passes).mean(0)[:, 0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(reconstruction, expected, atol=1e-6)
+    # explicit t_test overrides the default ensemble; results are reproducible
+    single = method.reconstruct(volume, t_test=500)
+    np.testing.assert_array_equal(single, method.reconstruct(volume, t_test=500))
+    assert not np.allclose(single, reconstruction)
+    residual = method.anomaly_map(volume)
+    np.testing.assert_allclose(residual, np.abs(volume - reconstruction), atol=1e-6)
+
+
+def test_levels_defaults_and_overrides():
+    assert make("ddpm").levels() == (500,)
+    assert make("ddpm", ensemble=(250, 500, 750)).levels() == (250, 500, 750)
+    assert make("ddpm", ensemble=(250, 500, 750)).levels(t_test=100) == (100,)
+    assert make("ddpm").levels(ensemble=[10, 20]) == (10, 20)
+    with pytest.raises(ValueError, match="noise level"):
+        make("ddpm", t_test=0)
+
+
+def test_cddpm_context_changes_the_reconstruction():
+    method = make("cddpm")
+    with torch.no_grad():
+        for parameter in method.unet.parameters():
+            if parameter.abs().sum() == 0:
+                parameter.normal_(0, 0.1)
+    images = smooth_slices(2)
+    context = method.context(images * 2 - 1)
+    assert context.shape == (2, 16)
+    t = torch.full((2,), 500)
+    x_t = torch.zeros_like(images)
+    out_a = method.unet(x_t, t, context)
+    out_b = method.unet(x_t, t, context.flip(0))
+    assert not torch.allclose(out_a, out_b)
+
+
+def test_cddpm_dimension_mismatch():
+    with pytest.raises(ValueError, match="context_dim"):
+        CDDPM(tiny_unet(16), ImageEncoder(18, 8), GaussianNoise(), DiffusionSchedule(1000))
+
+
+def test_patch_masks_tile_the_slice():
+    masks = patch_masks(96, 96, 48)
+    assert masks.shape == (4, 1, 96, 96)
+    assert torch.all(masks.sum(0) == 1)
+    with pytest.raises(ValueError, match="patch_size"):
+        patch_masks(96, 96, 40)
+
+
+def test_pddpm_reconstruction_keeps_nothing_of_the_noised_patch_input():
+    method = make("pddpm")
+    images = smooth_slices(3)
+    with torch.no_grad():
+        out = method.reconstruct_at(images, (500,), torch.Generator().manual_seed(0))
+    # the untrained UNet outputs exactly 0 (-> 0.5 in image range) everywhere: every patch was reconstructed
+    torch.testing.assert_close(out, torch.full_like(images, 0.5))
+
+
+def test_pddpm_loss_uses_only_the_noised_patch():
+    method = make("pddpm")
+    images = smooth_slices(2)
+    generator_state = 3
+    loss = method.training_loss(images, torch.Generator().manual_seed(generator_state))
+    # recompute by hand: same draws (patch choice, t, noise) from the same seed
+    generator = torch.Generator().manual_seed(generator_state)
+    masks = patch_masks(32, 32, 16)
+    chosen = masks[torch.randint(len(masks), (2,), generator=generator)]
+    x0 = images * 2 - 1
+    error = (0 - x0).abs()  # the untrained UNet predicts 0
+    torch.testing.assert_close(loss, error[chosen].mean())

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from brainuad.config import (
+    CDDPMRunConfig,
+    DDPMRunConfig,
+    apply_overrides,
+    dump_config,
+    load_config,
+    parse_config,
+)
+from brainuad.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_config_parses(path):
+    config = load_config(path)
+    assert config.method in path.name
+
+
+def test_paper_values_are_the_defaults():
+    config = parse_config({"method": "cddpm"})
+    assert isinstance(config, CDDPMRunConfig)
+    assert config.train.lr == 1e-5 and config.train.max_epochs == 1600 and config.data.batch_size == 32
+    assert config.diffusion.timesteps == 1000 and config.diffusion.ensemble == (250, 500, 750)
+    assert config.encoder.dim == 128 and config.encoder.depth == 50 and not config.encoder.context_mlp
+    assert config.diffusion.noise.kind == "simplex" and config.diffusion.noise.per_sample
+    assert not config.diffusion.noise.normalise
+    assert config.model.base_channels == 128 and config.model.channel_mult == (1, 2, 2)
+    ddpm = parse_config({"method": "ddpm"})
+    assert ddpm.diffusion.t_test == 500 and ddpm.diffusion.ensemble is None
+
+
+def test_paper_and_authors_code_presets_differ_as_method_md_says():
+    paper = load_config(CONFIGS / "cddpm.yaml")
+    authors = load_config(CONFIGS / "authors_code" / "cddpm.yaml")
+    assert (paper.train.lr, authors.train.lr) == (1e-5, 1e-4)
+    assert (paper.train.max_epochs, authors.train.max_epochs) == (1600, 1200)
+    assert authors.train.precision == "16-mixed" and authors.encoder.dim == 512 and authors.encoder.context_mlp
+    assert not authors.diffusion.noise.per_sample
+
+
+def test_unknown_key_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="unknown key 'data.fodl'"):
+        parse_config({"method": "ddpm", "data": {"fodl": 1}})
+    with pytest.raises(ConfigError, match="unknown key 'encoder'"):
+        parse_config({"method": "ddpm", "encoder": {"depth": 18}})
+
+
+def test_bad_values_and_missing_method():
+    with pytest.raises(ConfigError, match="data.fold"):
+        parse_config({"method": "ddpm", "data": {"fold": 7}})
+    with pytest.raises(ConfigError, match="names no 'method'"):
+        parse_config({"data": {}})
+    with pytest.raises(ConfigError, match="noise level 2000"):
+        parse_config({"method": "ddpm", "diffusion": {"t_test": 2000}})
+
+
+def test_dotted_overrides():
+    raw = apply_overrides({"method": "ddpm", "data": {"fold": 0}},
+                          ["data.fold=2", "train.max_epochs=3", "diffusion.ensemble=[250, 500]", "data.modality=t1"])
+    config = parse_config(raw)
+    assert isinstance(config, DDPMRunConfig)
+    assert config.data.fold == 2 and config.train.max_epochs == 3 and config.diffusion.ensemble == (250, 500)
+    assert config.data.modality == "t1"
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["data.fold"])
+
+
+def test_dump_round_trip(tmp_path):
+    config = parse_config({"method": "pddpm", "data": {"fold": 3}})
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.yaml")
