@@ -135,12 +135,12 @@ def build_trainable(config) -> tuple[nn.Module, OptimizerSpec]:
     """The module a config trains and its optimiser (Adam for detectors, AdamW for SparK)."""
     if config.method == "spark":
         from brainuad.nn.encoders import ImageEncoder
-        from brainuad.nn.spark import SparKPretrainer
+        from brainuad.nn.spark import BETAS, WEIGHT_DECAY, SparKPretrainer
 
         body = ImageEncoder(depth=config.encoder.depth, out_dim=config.encoder.dim).body
         pretrainer = SparKPretrainer(body, cell_size=config.spark.cell_size, mask_ratio=config.spark.mask_ratio,
                                      decoder_channels=config.spark.decoder_channels)
-        return pretrainer, OptimizerSpec("adamw", config.train.lr, 0.05, (0.9, 0.95))
+        return pretrainer, OptimizerSpec("adamw", config.train.lr, WEIGHT_DECAY, BETAS)
     from brainuad.methods.registry import build_detector
 
     return build_detector(config), OptimizerSpec("adam", config.train.lr)
