@@ -1,0 +1,117 @@
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from brainuad.data.augmentation import SliceAugmentation
+from brainuad.data.cache import GridCache
+from brainuad.data.datamodule import HealthySlicesDataModule
+from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset, VolumeDataset
+from brainuad.data.layout import split_subjects
+from brainuad.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def train_volumes(tiny_cohort):
+    cache = GridCache()
+    return [cache.load(subject) for subject in split_subjects(tiny_cohort, "ixi", "train", 0, "t2")]
+
+
+def test_split_subjects_resolve_modalities(tiny_cohort):
+    t1 = split_subjects(tiny_cohort, "ixi", "train", 0, "t1")
+    t2 = split_subjects(tiny_cohort, "ixi", "train", 0, "t2")
+    assert [s.name for s in t1] == [s.name for s in t2] and len(t1) == 6
+    assert all(s.image.parent.name == "t2" and s.image.name.endswith("_t2.nii.gz") and s.image.is_file() for s in t2)
+    lesion = split_subjects(tiny_cohort, "brats21", "test")
+    assert len(lesion) == 3 and all(s.seg is not None and s.image.parent.name == "t2" for s in lesion)
+    with pytest.raises(ValueError, match="modality"):
+        split_subjects(tiny_cohort, "ixi", "test")
+
+
+def test_cache_loads_once_and_survives_runs(tiny_cohort, tmp_path):
+    subject = split_subjects(tiny_cohort, "brats21", "val")[0]
+    cache = GridCache(tmp_path / "cache")
+    first = cache.load(subject)
+    assert cache.load(subject) is first  # memory
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    fresh = GridCache(tmp_path / "cache")
+    start = time.perf_counter()
+    again = fresh.load(subject)
+    assert time.perf_counter() - start < 0.5  # from disk: no NIfTI read, no resampling
+    np.testing.assert_array_equal(again.image, first.image)
+    np.testing.assert_array_equal(again.seg, first.seg)
+    np.testing.assert_array_equal(again.transform.grid_affine, first.transform.grid_affine)
+    assert again.image.shape == (96, 96, 50)
+
+
+def test_cache_notices_a_changed_file(tiny_cohort, tmp_path):
+    import shutil
+
+    subject = split_subjects(tiny_cohort, "wmh", "val")[0]
+    copy = tmp_path / subject.image.name
+    shutil.copy(subject.image, copy)
+    moved = subject.__class__(subject.name, copy, subject.mask, subject.seg, subject.label)
+    cache = GridCache(tmp_path / "cache")
+    cache.load(moved)
+    later = time.time() + 10
+    os.utime(copy, (later, later))
+    cache.load(moved)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_missing_file_is_named(tiny_cohort, tmp_path):
+    subject = split_subjects(tiny_cohort, "wmh", "val")[0]
+    gone = subject.__class__(subject.name, tmp_path / "gone_t1.nii.gz", subject.mask, subject.seg, subject.label)
+    with pytest.raises(InputError, match="gone_t1.nii.gz"):
+        GridCache().load(gone)
+
+
+def test_random_slices_one_per_volume_per_epoch(train_volumes):
+    dataset = RandomSliceDataset(train_volumes)
+    assert len(dataset) == len(train_volumes)
+    item = dataset[0]
+    assert item["image"].shape == (1, 96, 96) and item["image"].dtype == torch.float32
+    assert item["mask"].shape == (1, 96, 96) and item["mask"].dtype == torch.bool
+    torch.manual_seed(0)
+    draws = [dataset[0]["image"][0].numpy() for _ in range(40)]
+    volume = train_volumes[0].image
+    chosen = [next(z for z in range(50) if np.array_equal(draw, volume[:, :, z])) for draw in draws]
+    assert len(set(chosen)) > 15  # uniform over the 50 slices
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(dataset[0]["image"][0].numpy(), draws[0])  # seeded: reproducible
+
+
+def test_fixed_slices_are_deterministic(train_volumes):
+    dataset = FixedSliceDataset(train_volumes, slices_per_volume=5)
+    assert len(dataset) == 5 * len(train_volumes)
+    assert torch.equal(dataset[3]["image"], dataset[3]["image"])
+    np.testing.assert_array_equal(dataset[4]["image"][0].numpy(), train_volumes[0].image[:, :, 49])
+
+
+def test_augmentation_changes_slices_and_keeps_shape(train_volumes):
+    torch.manual_seed(1)
+    augmentation = SliceAugmentation(1.0, 1.0, 1.0, 1.0)
+    image = torch.from_numpy(train_volumes[0].image[:, :, 25].copy())[None]
+    out = augmentation(image)
+    assert out.shape == image.shape and not torch.allclose(out, image)
+    assert torch.equal(SliceAugmentation(0, 0, 0, 0)(image), image)
+    with pytest.raises(ValueError, match="blur_p"):
+        SliceAugmentation(blur_p=1.5)
+
+
+def test_datamodule_batches(tiny_cohort):
+    data = HealthySlicesDataModule(tiny_cohort, "t1", 1, batch_size=4, val_slices_per_volume=3)
+    data.setup("fit")
+    assert len(data.train_volumes) == 6 and len(data.val_volumes) == 2
+    batch = next(iter(data.train_dataloader()))
+    assert batch["image"].shape == (4, 1, 96, 96)
+    assert sum(len(b["image"]) for b in data.val_dataloader()) == 6
+
+
+def test_volume_dataset(tiny_cohort):
+    subjects = split_subjects(tiny_cohort, "mslub", "test")
+    dataset = VolumeDataset(subjects, GridCache())
+    volume = dataset[1]
+    assert volume.name == subjects[1].name and volume.seg.shape == (96, 96, 50) and volume.seg.any()
