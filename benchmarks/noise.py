@@ -7,16 +7,19 @@ fields at once in torch (:class:`brainuad.noise.SimplexNoise`).
 
 Usage::
 
-    python benchmarks/noise.py --device cpu --batch 32 --size 96 --repeats 10
+    python benchmarks/noise.py --device cpu --batch 32 --size 96 --repeats 10 [--threads 1]
 
-Prints the median time per batch and per (size x size) field for each generator, and the
-best time per field.
+Prints, per generator, the median wall time per batch and per (size x size) field, the best
+wall time per field and the median process CPU time per field. On a busy shared machine,
+compare with ``--threads 1``: multi-threaded runs of both libraries slow down erratically when
+other processes compete for the cores.
 """
 
 import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -30,24 +33,34 @@ PERSISTENCE = 0.8
 FEATURE_SIZE = 64.0
 
 
+class Timing(NamedTuple):
+    """Wall-clock and process CPU seconds of one timed call."""
+
+    wall: float
+    cpu: float
+
+
 def time_rounds(
     runs: dict[str, Callable[[], object]], repeats: int, synchronise: Callable[[], None]
-) -> dict[str, list[float]]:
-    """Wall times (s) of each run over ``repeats`` rounds, after two warm-up rounds.
+) -> dict[str, list[Timing]]:
+    """Timings of each run over ``repeats`` rounds, after two warm-up rounds.
 
     The runs take turns within a round, so that a change in the load of a shared machine
-    affects all of them alike.
+    affects all of them alike. CPU time (all threads of this process) is less sensitive to
+    other processes than wall time.
     """
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    timings: dict[str, list[Timing]] = {name: [] for name in runs}
     for round_index in range(repeats + 2):
         for name, run in runs.items():
             synchronise()
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             run()
             synchronise()
             if round_index >= 2:
-                times[name].append(time.perf_counter() - start)
-    return times
+                timings[name].append(
+                    Timing(time.perf_counter() - wall, time.process_time() - cpu)
+                )
+    return timings
 
 
 def opensimplex_batch(batch: int, size: int, seed: int, reseed: bool) -> np.ndarray:
@@ -82,7 +95,18 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=10, help="timed rounds (median and best reported)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for both torch and numba (default: each library's own default)",
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads!r}")
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
     for name in ("batch", "size", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)!r}")
@@ -123,17 +147,25 @@ def main() -> None:
         f"numba {numba.__version__}, {numba.get_num_threads()} threads"
     )
     width = max(len(name) for name in times)
-    header = f"{'generator':<{width}}  {'median ms/batch':>15}  {'median ms/field':>15}"
-    print(f"{header}  {'best ms/field':>13}")
-    for name, seconds in times.items():
-        median = statistics.median(seconds)
+    print(
+        f"{'generator':<{width}}  {'ms/batch':>9}  {'ms/field':>9}  {'best ms/field':>13}  "
+        f"{'CPU ms/field':>12}"
+    )
+    for name, timings in times.items():
+        wall = statistics.median(t.wall for t in timings)
+        best = min(t.wall for t in timings)
+        cpu = statistics.median(t.cpu for t in timings)
         print(
-            f"{name:<{width}}  {median * 1e3:>15.2f}  {median * 1e3 / batch:>15.3f}  "
-            f"{min(seconds) * 1e3 / batch:>13.3f}"
+            f"{name:<{width}}  {wall * 1e3:>9.2f}  {wall * 1e3 / batch:>9.3f}  "
+            f"{best * 1e3 / batch:>13.3f}  {cpu * 1e3 / batch:>12.3f}"
         )
-    speedup = statistics.median(times[reseed_name]) / statistics.median(times[torch_name])
-    print(f"median speed-up of torch over opensimplex + numba (new seed per field): {speedup:.1f}x")
-
+    torch_wall = statistics.median(t.wall for t in times[torch_name])
+    reseed_wall = statistics.median(t.wall for t in times[reseed_name])
+    print(
+        "ms/batch, ms/field: median wall time; CPU: median process CPU time (all threads)\n"
+        f"median speed-up of torch over opensimplex + numba (new seed per field): "
+        f"{reseed_wall / torch_wall:.1f}x"
+    )
 
 if __name__ == "__main__":
     main()

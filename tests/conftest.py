@@ -18,7 +18,7 @@ def tiny_cohort(tmp_path_factory) -> Path:
     from brainuad.data.synth import synthesize_cohort
 
     root = tmp_path_factory.mktemp("tiny-cohort")
-    synthesize_cohort(root, size="tiny", seed=0, workers=1, progress=False)
+    synthesize_cohort(root, size="tiny", seed=0, workers=2, progress=False)
     return root
 
 

@@ -6,6 +6,7 @@ statistically, against the `opensimplex` package (the generator of the authors' 
 
 import math
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -20,9 +21,7 @@ from brainuad.noise import (
     simplex_amplitude_sum,
 )
 
-# Bound of one octave: max over the plane of sum_v |d_v| max(2 - |d_v|^2, 0)^4 (7.7416, found
-# by a dense search over one lattice cell) times the gradient length sqrt(29) / 47.
-OCTAVE_BOUND = 7.7416 * math.sqrt(29.0) / 47.0
+GRADIENT_LENGTH = math.sqrt(29.0) / 47.0
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -32,14 +31,23 @@ def seeded(seed: int) -> torch.Generator:
 def opensimplex_fields(
     count: int, size: int, feature_size: float, octaves: int = 1, persistence: float = 0.8
 ) -> np.ndarray:
-    """(count, size, size) octave sums from opensimplex, one seed per field (authors' scheme)."""
+    """(count, size, size) octave sums from opensimplex, one seed per field (authors' scheme).
+
+    numba runs single-threaded here: its parallel loops slow down badly on a busy machine.
+    """
     pixels = np.arange(size, dtype=np.float64)
     fields = np.zeros((count, size, size))
-    for index in range(count):
-        generator = OpenSimplex(seed=1000 + index)
-        for k in range(octaves):
-            scale = feature_size / 2**k
-            fields[index] += persistence**k * generator.noise2array(pixels / scale, pixels / scale)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for index in range(count):
+            generator = OpenSimplex(seed=1000 + index)
+            for k in range(octaves):
+                scale = feature_size / 2**k
+                octave = generator.noise2array(pixels / scale, pixels / scale)
+                fields[index] += persistence**k * octave
+    finally:
+        numba.set_num_threads(threads)
     return fields
 
 
@@ -64,6 +72,20 @@ def unskew(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Plane position of lattice point (i, j): sqrt(3) * ((i, j) - G (i + j) (1, 1))."""
     g = (3.0 - math.sqrt(3.0)) / 6.0
     return math.sqrt(3.0) * (i - g * (i + j)), math.sqrt(3.0) * (j - g * (i + j))
+
+
+def octave_bound(steps: int = 301) -> float:
+    """Bound of one octave: max over a lattice cell of sum_v |d_v| max(2 - |d_v|^2, 0)^4 times
+    the gradient length (all gradients pointing along their d_v), by a dense grid search."""
+    fx, fy = np.meshgrid(np.linspace(0, 1, steps), np.linspace(0, 1, steps))
+    px, py = unskew(fx, fy)
+    total = np.zeros_like(fx)
+    for i in range(-2, 4):
+        for j in range(-2, 4):
+            vx, vy = unskew(np.float64(i), np.float64(j))
+            dist_sq = (px - vx) ** 2 + (py - vy) ** 2
+            total += np.sqrt(dist_sq) * np.clip(2.0 - dist_sq, 0.0, None) ** 4
+    return float(total.max()) * GRADIENT_LENGTH
 
 
 def brute_force_octave(
@@ -121,6 +143,20 @@ def test_octave_equals_brute_force_sum_over_all_vertices(
         np.testing.assert_allclose(ours.numpy(), reference, rtol=0, atol=1e-10)
 
 
+def test_fields_evaluated_in_blocks_equal_fields_evaluated_alone() -> None:
+    # 20 fields of 96 x 96 exceed one CPU block of pixels: they are evaluated in two blocks.
+    octave = SimplexOctave(96, 96, 8.0)
+    generator = seeded(12)
+    offset = torch.rand(2, generator=generator)
+    shifts = torch.randint(octave.shift_range, (20, 2), generator=generator)
+    gradients = torch.randn((20, *octave.table_size, 2), generator=generator)
+    together = octave.evaluate(offset, shifts, gradients)
+    alone = torch.cat(
+        [octave.evaluate(offset, shifts[b : b + 1], gradients[b : b + 1]) for b in range(20)]
+    )
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
+
+
 def test_window_shifts_cover_a_lattice_cell() -> None:
     # Every alignment of the lattice (v mod 1 at the window's first pixel) is reached by some
     # shift: the shifted origins, reduced to one cell, leave no gap wider than a pixel step.
@@ -161,6 +197,18 @@ def test_cuda(sampler: NoiseSampler) -> None:
     assert torch.equal(noise, again)
     expected_std = 1.0 if isinstance(sampler, GaussianNoise) else 0.58
     assert noise.std().item() == pytest.approx(expected_std, rel=0.15)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_octave_matches_cpu() -> None:
+    octave = SimplexOctave(40, 56, 6.0)
+    generator = seeded(13)
+    offset = torch.rand(2, generator=generator, dtype=torch.float64)
+    shifts = torch.randint(octave.shift_range, (5, 2), generator=generator)
+    gradients = torch.randn((5, *octave.table_size, 2), generator=generator, dtype=torch.float64)
+    on_cpu = octave.evaluate(offset, shifts, gradients)
+    on_cuda = octave.evaluate(offset.cuda(), shifts.cuda(), gradients.cuda())
+    torch.testing.assert_close(on_cuda.cpu(), on_cpu, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -262,12 +310,14 @@ def test_single_octave_is_smooth_not_white() -> None:
 
 
 def test_single_octave_stays_within_its_bound() -> None:
+    bound = octave_bound()
+    assert bound == pytest.approx(0.887, abs=0.002)  # the [-0.89, 0.89] of the docstrings
     # Small feature size: many lattice cells per field, so the extremes are approached.
     ours = SimplexNoise(octaves=1, feature_size=0.7).sample(
         (64, 1, 64, 64), device="cpu", dtype=torch.float64, generator=seeded(9)
     )
-    assert ours.abs().max().item() <= OCTAVE_BOUND
-    assert ours.abs().max().item() > 0.8 * OCTAVE_BOUND
+    assert ours.abs().max().item() <= bound
+    assert ours.abs().max().item() > 0.8 * bound
     assert ours.std().item() == pytest.approx(0.368, rel=0.03)
 
 
@@ -345,6 +395,10 @@ def test_simplex_octave_rejects_bad_arguments() -> None:
         octave.evaluate(offset, shifts.float(), gradients)
     with pytest.raises(ValueError, match="shifts"):
         octave.evaluate(offset, torch.full((2, 2), octave.shift_range), gradients)
+    with pytest.raises(ValueError, match="fields"):
+        octave.sample(0, device="cpu", dtype=torch.float32, generator=None)
+    with pytest.raises(ValueError, match="dtype"):
+        octave.sample(2, device="cpu", dtype=torch.float16, generator=None)
     with pytest.raises(ValueError, match="feature_size"):
         SimplexOctave(8, 8, 0.0)
     with pytest.raises(ValueError, match="height"):

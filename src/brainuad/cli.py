@@ -21,8 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -40,7 +40,7 @@ def synth(
     out: Path = typer.Argument(..., help="Folder to write the synthetic data directory into."),
     seed: int = typer.Option(0, help="Random seed; the same seed writes the same cohort."),
     size: str = typer.Option("small", help="Cohort size: tiny (tests), small (the demo) or medium."),
-    workers: int = typer.Option(1, min=1, help="Subjects generated in parallel processes."),
+    workers: int = typer.Option(2, min=1, help="Subjects generated in parallel processes."),
 ) -> None:
     """Write a synthetic cohort (healthy IXI-like subjects and four lesion sets) in the data layout.
 

@@ -12,8 +12,8 @@ Both kinds are small strategy objects sharing one interface,
 - :class:`SimplexNoise`: octave sums of 2-D simplex noise, drawn fresh on every call, batched
   in torch on the requested device (CPU or CUDA).
 
-Simplex noise of one octave (the lattice, the kernel and the amplitude of OpenSimplex, the
-generator the `opensimplex` package and the authors' code use):
+Simplex noise of one octave (the lattice, the kernel and the amplitude of OpenSimplex, as in
+the `opensimplex` package the tests compare with):
 
 - Coordinates ``u = pixel index / feature_size``; the plane is tiled by equilateral triangles of
   edge sqrt(2) in ``u`` units, found with the usual skew ``v = (u + (u_x + u_y) F) / sqrt(3)``,
@@ -68,6 +68,9 @@ _UNSKEW = (3.0 - math.sqrt(3.0)) / 6.0  # G: lattice -> plane coordinates
 _LATTICE_SCALE = 1.0 / math.sqrt(3.0)
 _KERNEL_RADIUS_SQ = 2.0  # squared kernel radius in plane units = squared triangle edge
 _GRADIENT_LENGTH = math.sqrt(29.0) / 47.0  # OpenSimplex amplitude: std 0.37 per octave
+# On CPU the fields are evaluated in blocks of about this many pixels, so that the intermediate
+# tensors stay in cache (measured 1.2-2x faster than whole batches of 32 fields of 96 x 96).
+_CPU_BLOCK_PIXELS = 2**17
 # Plane displacement of the lattice steps (1, 0) and (0, 1): (A, B) and (B, A).
 _STEP_A = (1.0 - _UNSKEW) / _LATTICE_SCALE
 _STEP_B = -_UNSKEW / _LATTICE_SCALE
@@ -315,8 +318,7 @@ class SimplexOctave:
 
         Draws, in this order: ``offset`` uniform in [0, 1)^2, the window shifts of every field
         uniform in {0 .. P - 1}^2 and one gradient per table entry and field, of length
-        sqrt(29) / 47 and direction uniform on the circle. Arguments are checked by the caller
-        (:meth:`SimplexNoise.sample`).
+        sqrt(29) / 47 and direction uniform on the circle.
 
         Args:
             fields: number of fields B, >= 1.
@@ -327,15 +329,17 @@ class SimplexOctave:
         Returns:
             (B, H, W) tensor, values in [-0.89, 0.89], std about 0.37.
         """
+        if isinstance(fields, bool) or not isinstance(fields, int) or fields < 1:
+            raise ValueError(f"fields must be a positive integer, got {fields!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
         offset = torch.rand(2, generator=generator, device=device, dtype=dtype)
-        shifts = torch.randint(
-            self.shift_range, (fields, 2), generator=generator, device=device
-        )
+        shifts = torch.randint(self.shift_range, (fields, 2), generator=generator, device=device)
         angle = torch.rand(
             (fields, *self.table_size), generator=generator, device=device, dtype=dtype
         ).mul_(2.0 * math.pi)
-        gradients = torch.stack([angle.cos(), angle.sin()], dim=-1).mul_(_GRADIENT_LENGTH)
-        return self._evaluate(offset, shifts, gradients)
+        gradients = torch.complex(angle.cos(), angle.sin()).mul_(_GRADIENT_LENGTH)
+        return self._evaluate(offset, shifts, torch.view_as_real(gradients))
 
     def evaluate(self, offset: Tensor, shifts: Tensor, gradients: Tensor) -> Tensor:
         """Fields of this octave for given random parameters (see the class docstring).
@@ -380,19 +384,42 @@ class SimplexOctave:
         """:meth:`evaluate` without the argument checks."""
         fields = gradients.shape[0]
         device = gradients.device
-        index, weights = self._plane_weights(offset)
+        index, conj_weights = self._plane_weights(offset)
         plane_w = self.plane_size[1]
         rows = shifts[:, :1] + torch.arange(self.height, device=device)
         cols = shifts[:, 1:] + torch.arange(self.width, device=device)
         window = (rows.unsqueeze(2) * plane_w + cols.unsqueeze(1)).view(fields, -1)
         table = torch.view_as_complex(gradients.reshape(fields, -1, 2).contiguous())
-        noise = torch.zeros(window.shape, device=device, dtype=gradients.dtype)
+        noise = torch.zeros(window.shape, device=device, dtype=table.dtype)
+        block = max(fields, 1)
+        if device.type == "cpu":
+            block = max(1, _CPU_BLOCK_PIXELS // (self.height * self.width))
+        for start in range(0, fields, block):
+            rows_block = slice(start, start + block)
+            self._accumulate(
+                noise[rows_block], index, conj_weights, window[rows_block], table[rows_block]
+            )
+        return noise.real.view(fields, self.height, self.width)
+
+    @staticmethod
+    def _accumulate(
+        noise: Tensor, index: Tensor, conj_weights: Tensor, window: Tensor, table: Tensor
+    ) -> None:
+        """Add ``sum over vertices of Re(g * conj_weight)`` to ``noise`` (complex, in place).
+
+        Args:
+            noise: (b, H * W) complex accumulator of b fields.
+            index, conj_weights: (4, plane pixels) from :meth:`_plane_weights`.
+            window: (b, H * W) int64 plane pixel of each field pixel.
+            table: (b, S_x * S_y) complex gradients ``g_x + i g_y`` of the b fields.
+        """
         for vertex in range(4):
-            vertex_index = torch.gather(index[vertex].expand(fields, -1), 1, window)
-            g = torch.view_as_real(torch.gather(table, 1, vertex_index))
-            w = torch.view_as_real(torch.gather(weights[vertex].expand(fields, -1), 1, window))
-            noise.addcmul_(g[..., 0], w[..., 0]).addcmul_(g[..., 1], w[..., 1])
-        return noise.view(fields, self.height, self.width)
+            plane_index = index[vertex].expand(window.shape[0], -1)
+            vertex_index = torch.gather(plane_index, 1, window)
+            noise.addcmul_(
+                torch.gather(table, 1, vertex_index),
+                torch.gather(conj_weights[vertex].expand_as(plane_index), 1, window),
+            )
 
     def _plane_weights(self, offset: Tensor) -> tuple[Tensor, Tensor]:
         """The four vertices that reach each plane pixel and their weights.
@@ -402,9 +429,9 @@ class SimplexOctave:
 
         Returns:
             ``index``: (4, plane pixels) int64 gradient-table entry of each vertex;
-            ``weights``: (4, plane pixels) complex ``max(2 - |d|^2, 0) ** 4 * (d_x + i d_y)`` for
-            the plane displacement d from the vertex to the pixel, so that the noise is
-            ``sum over vertices of g . weight`` (real and imaginary parts as x and y).
+            ``conj_weights``: (4, plane pixels) complex ``max(2 - |d|^2, 0) ** 4 * (d_x - i d_y)``
+            for the plane displacement d from the vertex to the pixel, so that the noise is
+            ``sum over vertices of Re(g * conj_weight)``, g = g_x + i g_y.
         """
         plane_h, plane_w = self.plane_size
         size_y = self.table_size[1]
@@ -456,7 +483,9 @@ class SimplexOctave:
                 indices.append(origin + step_index.long())
             else:
                 indices.append(origin + int(step_index))
-            weights.append(torch.complex(falloff * dx, falloff * dy))
+            conj_weight_x = falloff * dx
+            conj_weight_y = falloff.mul_(dy).neg_()
+            weights.append(torch.complex(conj_weight_x, conj_weight_y))
         return torch.stack(indices).view(4, -1), torch.stack(weights).view(4, -1)
 
 

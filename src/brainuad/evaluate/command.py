@@ -1,0 +1,116 @@
+"""The ``brainuad evaluate`` command (registered in :mod:`brainuad.cli` with ``app.command()(evaluate)``).
+
+Heavy modules (torch, the protocol) are imported inside the function, so ``brainuad --help`` stays
+fast and :mod:`brainuad.cli` can import this module without a cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["evaluate", "split_list"]
+
+
+def split_list(values: Optional[list[str]]) -> list[str]:
+    """Values given repeatedly and/or comma-separated, in order: ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+def _levels(text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        levels = [int(item) for item in split_list([text])]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise typer.BadParameter(f"give comma-separated integer levels >= 1, e.g. 100,250,500,750; got {text!r}",
+                                 param_hint="--t-test")
+    return levels
+
+
+def evaluate(
+    runs: list[Path] = typer.Argument(..., help="Training run directories (each with config.yaml and "
+                                                "model.safetensors). Runs whose configs differ only in data.fold "
+                                                "are folds of one model: reported as mean ± std over folds. "
+                                                "Different models are compared side by side."),
+    data: Path = typer.Option(..., "--data", help="Data directory (holding splits/, Train/, Test/) or its parent."),
+    sets: Optional[list[str]] = typer.Option(
+        None, "--sets", help="Lesion sets to evaluate, comma-separated or repeated (brats21, mslub, atlas, wmh). "
+                             "Default: the sets of each run's modality (t2: brats21, mslub; t1: atlas, wmh)."),
+    threshold: Optional[list[str]] = typer.Option(
+        None, "--threshold", help="Threshold rules, comma-separated or repeated; the first that is not 'oracle' is "
+                                  "the headline. val-dice (default): exact Dice optimum on the set's validation "
+                                  "split; val-dice-bisection: the authors' 10-step search; healthy-fpr: 1/5/10 % "
+                                  "false-positive rate on healthy IXI validation volumes of the run's fold; oracle: "
+                                  "the optimum on the test split itself (an upper bound, never the headline)."),
+    out: Path = typer.Option(Path("evaluation"), "--out", help="Output folder: summary.json, per_volume.csv, "
+                                                               "tables/ (Markdown, CSV, LaTeX), tables.md and "
+                                                               "report.html."),
+    lpips_weights: Optional[Path] = typer.Option(
+        None, "--lpips-weights", help="Weights of a Med3D 3-D ResNet-10 (.pth or .safetensors) for LPIPS on the "
+                                      "healthy IXI test split; without it LPIPS is skipped (noted in the outputs)."),
+    t_test: Optional[str] = typer.Option(
+        None, "--t-test", help="Also evaluate diffusion models at each of these single noise levels, "
+                               "comma-separated (e.g. 100,250,500,750): Dice against t_test, figure and table."),
+    no_ablation: bool = typer.Option(False, "--no-ablation", help="Skip Table 4, the post-processing ablation "
+                                                                  "(without CC / MF / BE)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N volumes of every split "
+                                                                     "(a quick look, not a result)."),
+    device: str = typer.Option("cpu", "--device", help="Device the models run on: cpu, cuda, cuda:1, ..."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep model-grid copies of the volumes here "
+                                                                       "to load them faster next time."),
+    postprocess_order: str = typer.Option("paper", "--postprocess-order",
+                                          help="paper: median filter, then the eroded brain mask (default); "
+                                               "authors_code: mask first, then median (the authors' code)."),
+) -> None:
+    """Evaluate trained runs with the paper's protocol and write its tables and an HTML report.
+
+    For every lesion set: reconstruct the validation split and choose the threshold, score the test
+    split volume by volume (Dice, AUPRC/AUROC per volume and pooled, l1-ratio, intensity-histogram
+    KLD); reconstruction quality (SSIM, PSNR, l1, LPIPS) on the healthy IXI test split. Writes
+    Table 2 (reconstruction), Table 3 (Dice/AUPRC per set, one per threshold) and Table 4
+    (post-processing ablation) as Markdown, CSV and LaTeX, per_volume.csv, summary.json and a
+    self-contained report.html.
+    """
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from brainuad.cli import user_errors
+    from brainuad.data.layout import LESION_SETS
+    from brainuad.evaluate.postprocess import PostProcessing
+    from brainuad.evaluate.protocol import REPORT_FILE, evaluate_runs, threshold_rules
+    from brainuad.evaluate.tables import segmentation_table
+
+    if postprocess_order not in ("paper", "authors_code"):
+        raise typer.BadParameter(f"must be 'paper' or 'authors_code', got {postprocess_order!r}",
+                                 param_hint="--postprocess-order")
+    levels = _levels(t_test)
+    thresholds = split_list(threshold) or ["val-dice"]
+    try:
+        threshold_rules(thresholds)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--threshold") from None
+    chosen_sets = split_list(sets) or None
+    for name in chosen_sets or []:
+        if name not in LESION_SETS:
+            raise typer.BadParameter(f"unknown lesion set {name!r}; choose from {', '.join(LESION_SETS)}",
+                                     param_hint="--sets")
+    console = Console()
+    with user_errors():
+        summary = evaluate_runs(
+            runs, data, out, sets=chosen_sets, thresholds=thresholds,
+            postprocessing=PostProcessing(order=postprocess_order), lpips_weights=lpips_weights, t_sweep=levels,
+            ablation=not no_ablation, limit=limit, device=device, cache_dir=cache_dir, progress=True)
+    table = segmentation_table(summary, summary.headline)
+    shown = RichTable(*table.row_headers, *(column.name for column in table.columns), title=table.title)
+    for row in table.rows:
+        shown.add_row(*row.labels, *(cell.text(column) + ("*" if cell.significant else "")
+                                     for cell, column in zip(row.cells, table.columns)))
+    console.print(shown)
+    for note in summary.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"report: {out / REPORT_FILE}")

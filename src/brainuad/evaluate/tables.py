@@ -1,0 +1,566 @@
+"""The paper's tables from evaluation results, as Markdown, CSV, LaTeX and HTML (paper §5).
+
+- **Table 2**, reconstruction quality: on the healthy IXI test split of each modality SSIM [%],
+  PSNR [dB], LPIPS (e-3, only when computed), l1 error (e-3) and the histogram ``kld``; the
+  l1-ratio on every lesion set. Reconstruction methods only.
+- **Table 3**, one per threshold label: Dice [%], the authors' per-volume AUPRC [%] and the pooled
+  AUPRC [%] on every lesion set. The oracle's table says it is an upper bound.
+- **Table 4**, post-processing ablation: Dice [%] of the full post-processing and without
+  connected components (CC), median filter (MF) or brain erosion (BE), with the difference to
+  the full row in brackets (headline threshold).
+- **t_test sweep**: Dice [%] at each single test noise level (headline threshold, full
+  post-processing).
+
+Rows are models (groups of folds). A cell is the mean ± sample std over the folds (the mean
+alone for one fold), in the column's display unit. In Tables 2 and 3 the best model of each
+column is bold, and it gets a * when it is better than every other model with p < 0.05 in a
+two-sided permutation test of the difference of means (10,000 permutations, seed 0; see
+:mod:`~brainuad.evaluate.statistics`): paired over the test volumes for per-volume metrics (each
+volume's value averaged over a model's folds, volumes matched by name, pairs with an undefined
+value dropped), unpaired over the fold values for pooled metrics (at least 2 folds each;
+and at least 2 common volumes for a paired test; otherwise the pair is listed as untested and
+there is no *). Every test is kept in the table's
+``comparisons`` (and summary.json).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+import numpy as np
+
+from brainuad.evaluate.statistics import (
+    MeanStd,
+    PermutationTestResult,
+    mean_std,
+    paired_permutation_test,
+    unpaired_permutation_test,
+)
+
+if TYPE_CHECKING:  # the result types live in protocol.py, which imports this module
+    from brainuad.evaluate.protocol import EvaluationSummary, GroupResult, RunResult, SetResult
+
+__all__ = ["ALPHA", "CONVENTIONS", "Cell", "Column", "Comparison", "PairTest", "Row", "Table", "build_tables",
+           "dataset_title"]
+
+ALPHA = 0.05
+N_PERMUTATIONS = 10_000
+Better: TypeAlias = Literal["higher", "lower"]
+_DATASET_NAMES = {"ixi": "IXI", "brats21": "BraTS21", "mslub": "MSLUB", "atlas": "ATLAS", "wmh": "WMH"}
+_FULL = "full"
+
+DICE_CONVENTION = (
+    "Dice per test volume, averaged over volumes: a volume whose ground truth and prediction are both empty is "
+    "undefined and left out (n_excluded); an empty ground truth with any predicted voxel counts as 0.")
+AUPRC_CONVENTION = (
+    "AUPRC (average precision) per volume: over all voxels of the 96 x 96 x 50 grid, background included, "
+    "averaged over volumes (the authors' way); pooled: over the brain voxels of the whole test split.")
+CONVENTIONS = (
+    DICE_CONVENTION,
+    AUPRC_CONVENTION,
+    "Per-volume means carry the population std over volumes (ddof 0); tables show mean ± sample std over folds "
+    "(ddof 1), or the mean alone for a single fold.",
+    "l1-ratio: per volume l1 error inside the lesions / l1 error in the brain outside them, averaged over volumes.",
+    "kld: true KL(p_input || p_reconstruction) of 500-bin brain-intensity histograms; entropy_difference: the "
+    "paper's printed 'KLD' formula (a difference of entropies).",
+    "SSIM (3-D, 7-voxel windows) and PSNR over the whole grid, l1 error inside the brain mask, on the healthy IXI "
+    "test split.",
+)
+"""How the numbers are defined; written into summary.json, the tables' notes and the report."""
+
+
+def dataset_title(dataset: str, modality: str) -> str:
+    """The paper's name of a data set with its modality, e.g. ``BraTS21 (T2)``."""
+    return f"{_DATASET_NAMES.get(dataset, dataset)} ({modality.upper()})"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column.
+
+    Attributes:
+        group: the spanning header (a data set, e.g. ``BraTS21 (T2)``).
+        title: the metric with its unit and direction, e.g. ``Dice [%] ↑``.
+        scale: display unit per raw unit (100 for %, 1000 for e-3).
+        decimals: decimals shown.
+        better: "higher" or "lower" (best and significance), or None.
+    """
+
+    group: str
+    title: str
+    scale: float = 1.0
+    decimals: int = 2
+    better: Better | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.group} {self.title}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model's value in one column.
+
+    Attributes:
+        value: over the folds, in raw units (None: not measured for this model).
+        difference: the mean's difference to a reference row in raw units (Table 4), or None.
+        best: the best mean of the column.
+        significant: better than every other model with p < ALPHA.
+    """
+
+    value: MeanStd | None
+    difference: float | None = None
+    best: bool = False
+    significant: bool = False
+
+    def text(self, column: Column) -> str:
+        """``mean ± std`` (mean alone for one fold) in display units, ``–`` when missing; the
+        difference in brackets; no markup."""
+        if self.value is None or self.value.n == 0:
+            return "–"
+        if self.value.n >= 2:
+            text = self.value.format(column.decimals, column.scale)
+        else:
+            text = f"{self.value.mean * column.scale:.{column.decimals}f}"
+        if self.difference is not None:
+            shown = round(self.difference * column.scale, column.decimals) + 0.0  # no "-0.00"
+            text += f" ({shown:+.{column.decimals}f})"
+        return text
+
+
+@dataclass(frozen=True)
+class Row:
+    """Row labels (e.g. model, folds) and one cell per column."""
+
+    labels: tuple[str, ...]
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class PairTest:
+    """The best model of a column tested against one other model."""
+
+    other: str
+    test: PermutationTestResult
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Significance of the best model of one column.
+
+    Attributes:
+        column: the column's name.
+        best: the best model's label.
+        tests: one test against each other model that could be tested.
+        untested: models it could not be tested against (too few folds or common volumes).
+        significant: every other model tested, all with p < ALPHA.
+    """
+
+    column: str
+    best: str
+    tests: tuple[PairTest, ...]
+    untested: tuple[str, ...]
+    significant: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered-ready table.
+
+    Attributes:
+        key: a short identifier (file name stem), e.g. ``table3-val-dice``.
+        title: the caption, naming the threshold where it matters.
+        row_headers: headers of the label columns.
+        columns: the value columns.
+        rows: the rows.
+        notes: footnotes (definitions, what was skipped).
+        comparisons: the significance tests behind the * marks.
+    """
+
+    key: str
+    title: str
+    row_headers: tuple[str, ...]
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    notes: tuple[str, ...]
+    comparisons: tuple[Comparison, ...] = ()
+
+    def _spans(self) -> list[tuple[str, int]]:
+        """Consecutive columns sharing a group: (group, count)."""
+        spans: list[tuple[str, int]] = []
+        for column in self.columns:
+            if spans and spans[-1][0] == column.group:
+                spans[-1] = (column.group, spans[-1][1] + 1)
+            else:
+                spans.append((column.group, 1))
+        return spans
+
+    def to_markdown(self) -> str:
+        """A GitHub-flavoured Markdown table: bold best, ``\\*`` for significance, notes below."""
+        header = [*self.row_headers, *(column.name for column in self.columns)]
+        lines = [f"### {self.title}", "", "| " + " | ".join(header) + " |",
+                 "| " + " | ".join(["---"] * len(self.row_headers) + ["---:"] * len(self.columns)) + " |"]
+        for row in self.rows:
+            texts = []
+            for cell, column in zip(row.cells, self.columns):
+                text = cell.text(column)
+                text = f"**{text}**" if cell.best else text
+                texts.append(text + ("\\*" if cell.significant else ""))
+            lines.append("| " + " | ".join([*row.labels, *texts]) + " |")
+        lines += [""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        """Numbers in display units: per column mean, std and number of folds (and the difference
+        in Table 4)."""
+        with_difference = [any(row.cells[i].difference is not None for row in self.rows)
+                           for i in range(len(self.columns))]
+        header = list(self.row_headers)
+        for column, difference in zip(self.columns, with_difference):
+            header += [f"{column.name} mean", f"{column.name} std", f"{column.name} n"]
+            header += [f"{column.name} difference"] if difference else []
+        stream = io.StringIO()
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(header)
+        for row in self.rows:
+            values: list[object] = list(row.labels)
+            for cell, column, difference in zip(row.cells, self.columns, with_difference):
+                value = cell.value
+                present = value is not None and value.n > 0
+                values += [_number(value.mean * column.scale) if present else "",
+                           _number(value.std * column.scale) if present else "", value.n if present else 0]
+                if difference:
+                    values.append("" if cell.difference is None else _number(cell.difference * column.scale))
+            writer.writerow(values)
+        return stream.getvalue()
+
+    def to_latex(self) -> str:
+        """A booktabs ``table`` environment: grouped headers, bold best, ``$^{*}$``, notes below."""
+        n_labels = len(self.row_headers)
+        lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_latex(self.title)}}}",
+                 r"\begin{tabular}{" + "l" * n_labels + "r" * len(self.columns) + "}", r"\toprule"]
+        spans = self._spans()
+        lines.append(" & ".join([""] * n_labels + [rf"\multicolumn{{{count}}}{{c}}{{{_latex(group)}}}"
+                                                  for group, count in spans]) + r" \\")
+        start = n_labels + 1
+        rules = []
+        for _, count in spans:
+            rules.append(rf"\cmidrule(lr){{{start}-{start + count - 1}}}")
+            start += count
+        lines.append(" ".join(rules))
+        lines.append(" & ".join([_latex(h) for h in self.row_headers] + [_latex(c.title) for c in self.columns])
+                     + r" \\")
+        lines.append(r"\midrule")
+        for row in self.rows:
+            texts = []
+            for cell, column in zip(row.cells, self.columns):
+                text = _latex(cell.text(column))
+                text = rf"\textbf{{{text}}}" if cell.best else text
+                texts.append(text + (r"$^{*}$" if cell.significant else ""))
+            lines.append(" & ".join([_latex(label) for label in row.labels] + texts) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [rf"\par\footnotesize {_latex(note)}" for note in self.notes]
+        lines.append(r"\end{table}")
+        return "\n".join(lines) + "\n"
+
+    def to_html(self) -> str:
+        """An HTML ``<table>`` with a caption, grouped headers and the notes below it."""
+        spans = self._spans()
+        head = ["<tr>" + "".join(f'<th rowspan="2">{html.escape(h)}</th>' for h in self.row_headers)
+                + "".join(f'<th colspan="{count}">{html.escape(group)}</th>' for group, count in spans) + "</tr>",
+                "<tr>" + "".join(f"<th>{html.escape(column.title)}</th>" for column in self.columns) + "</tr>"]
+        body = []
+        for row in self.rows:
+            cells = []
+            for cell, column in zip(row.cells, self.columns):
+                text = html.escape(cell.text(column))
+                text = f"<strong>{text}</strong>" if cell.best else text
+                cells.append(f"<td>{text}{'<sup>*</sup>' if cell.significant else ''}</td>")
+            body.append("<tr>" + "".join(f'<td class="label">{html.escape(label)}</td>' for label in row.labels)
+                        + "".join(cells) + "</tr>")
+        notes = "".join(f'<li>{html.escape(note)}</li>' for note in self.notes)
+        return (f'<table><caption>{html.escape(self.title)}</caption><thead>{"".join(head)}</thead>'
+                f'<tbody>{"".join(body)}</tbody></table><ul class="notes">{notes}</ul>')
+
+
+def _number(value: float) -> str:
+    return "" if not math.isfinite(value) else f"{value:.12g}"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "—": "---"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading metrics from results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Metric:
+    """A column and how to read it: one value per run, and (for paired tests) per volume."""
+
+    column: Column
+    per_run: Callable[[RunResult], float | None]
+    per_volume: Callable[[RunResult], dict[str, float]] | None
+
+
+def _fold_values(metric: _Metric, group: GroupResult) -> list[float]:
+    """The finite values of the group's folds."""
+    values = [metric.per_run(run) for run in group.runs]
+    return [value for value in values if value is not None and math.isfinite(value)]
+
+
+def _aggregate(metric: _Metric, group: GroupResult) -> MeanStd | None:
+    """Mean and sample std over the folds (None when no fold measured it)."""
+    values = _fold_values(metric, group)
+    return mean_std(values, ddof=1) if values else None
+
+
+def _volume_means(metric: _Metric, group: GroupResult) -> dict[str, float]:
+    """Each volume's value averaged over the group's folds (finite values only)."""
+    collected: dict[str, list[float]] = {}
+    for run in group.runs:
+        for name, value in metric.per_volume(run).items():
+            if value is not None and math.isfinite(value):
+                collected.setdefault(name, []).append(value)
+    return {name: float(np.mean(values)) for name, values in collected.items()}
+
+
+def _test(metric: _Metric, first: GroupResult, second: GroupResult) -> PermutationTestResult | None:
+    """Two-sided permutation test of ``first`` against ``second`` (see the module docstring)."""
+    if metric.per_volume is not None:
+        a, b = _volume_means(metric, first), _volume_means(metric, second)
+        common = [name for name in a if name in b]
+        if len(common) < 2:
+            return None
+        return paired_permutation_test([a[name] for name in common], [b[name] for name in common],
+                                       n_permutations=N_PERMUTATIONS, seed=0)
+    a, b = _fold_values(metric, first), _fold_values(metric, second)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return unpaired_permutation_test(a, b, n_permutations=N_PERMUTATIONS, seed=0)
+
+
+def _compared_row_cells(metrics: Sequence[_Metric], groups: Sequence[GroupResult]
+                        ) -> tuple[list[list[Cell]], list[Comparison]]:
+    """Cells of one row per group with best and significance marks, and the comparisons."""
+    values = [[_aggregate(metric, group) for metric in metrics] for group in groups]
+    marks = [[(False, False)] * len(metrics) for _ in groups]
+    comparisons = []
+    for j, metric in enumerate(metrics):
+        candidates = [i for i in range(len(groups)) if values[i][j] is not None and values[i][j].n > 0]
+        if metric.column.better is None or len(candidates) < 2:
+            continue
+        sign = 1.0 if metric.column.better == "higher" else -1.0
+        best = max(candidates, key=lambda i: sign * values[i][j].mean)
+        tests, untested = [], []
+        for other in candidates:
+            if other == best:
+                continue
+            test = _test(metric, groups[best], groups[other])
+            if test is None:
+                untested.append(groups[other].label)
+            else:
+                tests.append(PairTest(groups[other].label, test))
+        significant = not untested and all(pair.test.p_value < ALPHA for pair in tests)
+        marks[best][j] = (True, significant)
+        comparisons.append(Comparison(metric.column.name, groups[best].label, tuple(tests), tuple(untested),
+                                      significant))
+    cells = [[Cell(values[i][j], best=marks[i][j][0], significant=marks[i][j][1]) for j in range(len(metrics))]
+             for i in range(len(groups))]
+    return cells, comparisons
+
+
+def _set_metric(dataset: str, modality: str, title: str, scale: float, better: Better,
+                per_set: Callable[[SetResult], float | None],
+                per_volume: Callable[[object], float | None] | None) -> _Metric:
+    """A metric of one lesion set, read from each run's :class:`SetResult` (and its volumes)."""
+
+    def run_value(run: RunResult) -> float | None:
+        result = run.set_result(dataset)
+        return None if result is None else per_set(result)
+
+    def volume_values(run: RunResult) -> dict[str, float]:
+        result = run.set_result(dataset)
+        return {} if result is None else {volume.name: per_volume(volume) for volume in result.volumes}
+
+    return _Metric(Column(dataset_title(dataset, modality), title, scale, 2, better), run_value,
+                   volume_values if per_volume is not None else None)
+
+
+def _healthy_metric(modality: str, attribute: str, title: str, scale: float, decimals: int) -> _Metric:
+    """A reconstruction metric on the healthy IXI test split of one modality (lower or higher is
+    better by metric: SSIM and PSNR higher, the rest lower)."""
+
+    def run_value(run: RunResult) -> float | None:
+        if run.healthy is None or run.modality != modality or getattr(run.healthy, attribute) is None:
+            return None
+        return getattr(run.healthy, attribute).mean
+
+    def volume_values(run: RunResult) -> dict[str, float]:
+        if run.healthy is None or run.modality != modality:
+            return {}
+        return {volume.name: getattr(volume, attribute) for volume in run.healthy.volumes}
+
+    better: Better = "higher" if attribute in ("ssim", "psnr") else "lower"
+    return _Metric(Column(dataset_title("ixi", modality), title, scale, decimals, better), run_value, volume_values)
+
+
+def _modality_of(summary: EvaluationSummary, dataset: str) -> str:
+    return next(result.modality for run in summary.runs for result in run.sets if result.dataset == dataset)
+
+
+def _group_rows(groups: Sequence[GroupResult], cells: list[list[Cell]]) -> tuple[Row, ...]:
+    return tuple(Row((group.label, str(len(group.runs))), tuple(row)) for group, row in zip(groups, cells))
+
+
+def _common_notes(significance: bool) -> list[str]:
+    notes = ["± is the sample standard deviation over folds (Folds = their number; one fold: the mean alone)."]
+    if significance:
+        notes.append(f"Bold: best per column. *: better than every other model, two-sided permutation test "
+                     f"p < {ALPHA} ({N_PERMUTATIONS} permutations; paired over test volumes, unpaired over folds "
+                     f"for pooled AUPRC).")
+    return notes
+
+
+# --------------------------------------------------------------------------------------------
+# The tables
+# --------------------------------------------------------------------------------------------
+
+
+def reconstruction_table(summary: EvaluationSummary) -> Table | None:
+    """Table 2 (None when no model reconstructs)."""
+    groups = [group for group in summary.groups if any(run.healthy is not None for run in group.runs)]
+    if not groups:
+        return None
+    metrics = []
+    for modality in dict.fromkeys(group.modality for group in groups):
+        runs = [run for group in groups for run in group.runs if run.modality == modality]
+        metrics += [_healthy_metric(modality, "ssim", "SSIM [%] ↑", 100.0, 2),
+                    _healthy_metric(modality, "psnr", "PSNR [dB] ↑", 1.0, 2)]
+        if any(run.healthy.lpips is not None for run in runs):
+            metrics.append(_healthy_metric(modality, "lpips", "LPIPS (e-3) ↓", 1e3, 2))
+        metrics += [_healthy_metric(modality, "l1", "l1-error (e-3) ↓", 1e3, 2),
+                    _healthy_metric(modality, "kld", "KLD ↓", 1.0, 3)]
+    for dataset in summary.datasets:
+        metrics.append(_set_metric(dataset, _modality_of(summary, dataset), "l1-ratio ↑", 1.0, "higher",
+                                   lambda result: None if result.l1_ratio is None else result.l1_ratio.mean,
+                                   lambda volume: None if volume.l1 is None else volume.l1.ratio))
+    cells, comparisons = _compared_row_cells(metrics, groups)
+    notes = _common_notes(True) + [
+        "SSIM and PSNR over the whole 96 x 96 x 50 grid; l1-error inside the brain mask; KLD: true KL divergence of "
+        "the input and reconstruction brain-intensity histograms (500 bins).",
+        "l1-ratio: l1 error inside the lesions / outside them (brain), per test volume, averaged."]
+    notes += [note for note in summary.notes if note.startswith("LPIPS")]
+    return Table("table2", "Table 2: Reconstruction quality (healthy IXI test split) and l1-ratio on the lesion sets",
+                 ("Model", "Folds"), tuple(metric.column for metric in metrics), _group_rows(groups, cells),
+                 tuple(notes), tuple(comparisons))
+
+
+def _dice_metric(dataset: str, modality: str, threshold: str, postprocessing: str) -> _Metric:
+    return _set_metric(dataset, modality, "Dice [%] ↑", 100.0, "higher",
+                       lambda result: result.scores(threshold, postprocessing).dice.mean,
+                       lambda volume: volume.dice(threshold, postprocessing))
+
+
+def segmentation_table(summary: EvaluationSummary, threshold: str) -> Table:
+    """Table 3 for one threshold label (the oracle's without best or significance marks)."""
+    oracle = threshold == "oracle"
+    metrics = []
+    for dataset in summary.datasets:
+        modality = _modality_of(summary, dataset)
+        metrics += [_dice_metric(dataset, modality, threshold, _FULL),
+                    _set_metric(dataset, modality, "AUPRC [%] ↑", 100.0, "higher",
+                                lambda result: result.average_precision.mean, lambda volume: volume.average_precision),
+                    _set_metric(dataset, modality, "AUPRC pooled [%] ↑", 100.0, "higher",
+                                lambda result: result.pooled_average_precision, None)]
+    groups = summary.groups
+    if oracle:
+        cells = [[Cell(_aggregate(metric, group)) for metric in metrics] for group in groups]
+        comparisons: list[Comparison] = []
+        title = "Table 3: Segmentation (threshold: oracle -- chosen on the test split itself: an upper bound, not a result)"
+    else:
+        cells, comparisons = _compared_row_cells(metrics, groups)
+        title = f"Table 3: Segmentation (threshold: {threshold})"
+    notes = _common_notes(not oracle) + [DICE_CONVENTION, AUPRC_CONVENTION]
+    return Table(f"table3-{threshold.replace('%', 'pct')}", title, ("Model", "Folds"),
+                 tuple(metric.column for metric in metrics), _group_rows(groups, cells), tuple(notes),
+                 tuple(comparisons))
+
+
+def ablation_table(summary: EvaluationSummary) -> Table | None:
+    """Table 4 (None without ablation variants)."""
+    if len(summary.variants) < 2:
+        return None
+    datasets = [(dataset, _modality_of(summary, dataset)) for dataset in summary.datasets]
+    rows = []
+    for group in summary.groups:
+        full = [_aggregate(_dice_metric(dataset, modality, summary.headline, _FULL), group)
+                for dataset, modality in datasets]
+        for variant in summary.variants:
+            cells = []
+            for (dataset, modality), reference in zip(datasets, full):
+                value = _aggregate(_dice_metric(dataset, modality, summary.headline, variant), group)
+                difference = None
+                if variant != _FULL and value is not None and reference is not None:
+                    difference = value.mean - reference.mean
+                cells.append(Cell(value, difference))
+            rows.append(Row((group.label, str(len(group.runs)), variant), tuple(cells)))
+    columns = tuple(_dice_metric(dataset, modality, summary.headline, _FULL).column for dataset, modality in datasets)
+    notes = _common_notes(False) + [
+        "Each variant has its own threshold, chosen the same way on the same maps; in brackets: the difference to "
+        "the full post-processing.", "CC: connected-component removal; MF: median filter; BE: brain-mask erosion."]
+    return Table("table4", f"Table 4: Post-processing ablation, Dice (threshold: {summary.headline})",
+                 ("Model", "Folds", "Post-processing"), columns, tuple(rows), tuple(notes))
+
+
+def _sweep_metric(dataset: str, modality: str, threshold: str, level: int) -> _Metric:
+    """Dice of one set at one sweep level, read from each run's sweep."""
+
+    def run_value(run: RunResult) -> float | None:
+        result = run.sweep_result(level, dataset)
+        return None if result is None else result.scores(threshold, _FULL).dice.mean
+
+    return _Metric(Column(dataset_title(dataset, modality), "Dice [%] ↑", 100.0, 2, "higher"), run_value, None)
+
+
+def sweep_table(summary: EvaluationSummary) -> Table | None:
+    """Dice at each single test noise level (None without a sweep)."""
+    levels = summary.sweep_levels
+    if not levels:
+        return None
+    datasets = [(dataset, _modality_of(summary, dataset)) for dataset in summary.datasets]
+    rows = []
+    for group in summary.groups:
+        if not any(run.sweep for run in group.runs):
+            continue
+        for level in levels:
+            cells = tuple(Cell(_aggregate(_sweep_metric(dataset, modality, summary.headline, level), group))
+                          for dataset, modality in datasets)
+            rows.append(Row((group.label, str(len(group.runs)), str(level)), cells))
+    columns = tuple(_sweep_metric(dataset, modality, summary.headline, levels[0]).column
+                    for dataset, modality in datasets)
+    notes = _common_notes(False) + ["Each level is one single-step reconstruction from x_t; the threshold is "
+                                    "chosen again at each level on the validation split."]
+    return Table("table-t-test", f"Dice against the test noise level t_test (threshold: {summary.headline}, full "
+                 "post-processing)", ("Model", "Folds", "t_test"), columns, tuple(rows), tuple(notes))
+
+
+def build_tables(summary: EvaluationSummary) -> tuple[Table, ...]:
+    """Table 2 (if any model reconstructs), Table 3 per threshold label (headline first), Table 4
+    (with the ablation) and the t_test sweep table (with a sweep)."""
+    tables = [reconstruction_table(summary), *(segmentation_table(summary, label) for label in summary.thresholds),
+              ablation_table(summary), sweep_table(summary)]
+    return tuple(table for table in tables if table is not None)

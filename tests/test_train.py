@@ -1,0 +1,140 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from brainuad.checkpoint import load_run, save_weights
+from brainuad.cli import app
+from brainuad.config import load_config, parse_config
+from brainuad.errors import ConfigError, InputError
+from brainuad.methods.registry import build_detector
+from brainuad.train import train_run
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SMALL = ["model.base_channels=8", "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2]",
+         "data.val_slices_per_volume=1", "data.batch_size=4", "train.log_every_n_steps=1"]
+
+
+def tiny_config(cohort, method="ddpm", *extra):
+    small = [item for item in SMALL if not item.startswith("model.")] if method == "spark" else SMALL
+    return load_config(CONFIGS / "tiny" / f"{method}.yaml", [f"data.root={cohort}", *small, *extra])
+
+
+@pytest.fixture(scope="module")
+def ddpm_run(tiny_cohort, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "ddpm"
+    summary = train_run(tiny_config(tiny_cohort, "ddpm", "train.max_epochs=2"), run_dir, progress=False)
+    return run_dir, summary
+
+
+def test_run_directory_contents(ddpm_run):
+    run_dir, summary = ddpm_run
+    for name in ("config.yaml", "model.safetensors", "training.json", "examples.png", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "logs" / "csv").rglob("metrics.csv"))
+    assert list((run_dir / "logs" / "tensorboard").rglob("events.out.tfevents*"))
+    record = json.loads((run_dir / "training.json").read_text())
+    assert record["epochs"] == 2 and record["steps"] == summary.steps == 4  # 6 volumes, batch 4 -> 2 steps/epoch
+    assert record["psnr_noised_db"] is not None
+
+
+def test_checkpoint_round_trip(ddpm_run):
+    run_dir, _ = ddpm_run
+    config, method = load_run(run_dir)
+    saved = load_file(str(run_dir / "model.safetensors"))
+    state = method.state_dict()
+    assert set(saved) == set(state)
+    assert all(torch.equal(saved[key], state[key]) for key in saved)
+    assert config.method == "ddpm" and not method.training
+    volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
+    assert method.reconstruct(volume).shape == (96, 96, 50)
+
+
+def test_resume_continues_at_the_right_step(ddpm_run, tiny_cohort, tmp_path):
+    run_dir, _ = ddpm_run
+    import shutil
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    summary = train_run(tiny_config(tiny_cohort, "ddpm", "train.max_epochs=3"), resumed, progress=False)
+    assert summary.epochs == 3 and summary.steps == 6  # 2 more steps, not 6 from scratch
+    # the resumed run logged into a new version folder, starting at epoch 2
+    logs = sorted((resumed / "logs" / "csv").glob("version_*/metrics.csv"))
+    assert len(logs) == 2
+    epochs = {line.split(",")[0] for line in logs[-1].read_text().splitlines()[1:]}
+    assert epochs == {"2"}
+
+
+def test_same_seed_same_weights(tiny_cohort, tmp_path):
+    states = []
+    for name in ("a", "b"):
+        train_run(tiny_config(tiny_cohort, "ddpm", "train.max_epochs=1"), tmp_path / name, progress=False)
+        states.append(load_file(str(tmp_path / name / "model.safetensors")))
+    assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
+
+
+def test_cddpm_starts_from_spark_encoder(tiny_cohort, tmp_path):
+    spark = train_run(tiny_config(tiny_cohort, "spark", "train.max_epochs=1"), tmp_path / "spark", progress=False)
+    weights = Path(spark.weights)
+    assert weights.name == "encoder.safetensors"
+    config = parse_config({"method": "cddpm", "encoder": {"depth": 18, "dim": 32, "pretrained": str(weights)}})
+    method = build_detector(config)
+    saved = load_file(str(weights))
+    body = method.encoder.body.state_dict()
+    assert set(saved) == set(body) and all(torch.equal(saved[k], body[k]) for k in saved)
+    # the head to d starts fresh: it is not in the pre-trained file
+    assert not any(key.startswith("head") for key in saved)
+
+
+def test_load_run_errors(tmp_path, ddpm_run):
+    with pytest.raises(InputError, match="run directory not found"):
+        load_run(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no config.yaml"):
+        load_run(tmp_path / "empty")
+    import shutil
+
+    run_dir, _ = ddpm_run
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    save_weights(broken / "model.safetensors", {"unet.input_conv.weight": torch.zeros(3)})
+    with pytest.raises(InputError, match="do not fit"):
+        load_run(broken)
+
+
+def test_cli_train_errors(tiny_cohort, tmp_path):
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["train", str(CONFIGS / "tiny" / "ddpm.yaml"), "data.fodl=1",
+                                  "--data", str(tiny_cohort)])
+    assert unknown.exit_code == 2 and "unknown key 'data.fodl'" in unknown.output
+    wrong = runner.invoke(app, ["train", str(CONFIGS / "tiny" / "spark.yaml"), "--data", str(tiny_cohort)])
+    assert wrong.exit_code == 2 and "brainuad pretrain" not in wrong.output and "expected" in wrong.output
+    no_data = runner.invoke(app, ["train", str(CONFIGS / "tiny" / "ddpm.yaml"), "--out", str(tmp_path / "r")])
+    assert no_data.exit_code == 2 and "--data" in no_data.output
+
+
+def test_missing_data_root_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="--data"):
+        train_run(parse_config({"method": "ddpm"}), tmp_path / "run", progress=False)
+
+
+def test_ddp_on_two_cpu_processes(tiny_cohort, tmp_path):
+    """Lightning's DDP strategy with the gloo backend: 2 CPU processes train one run."""
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "brainuad", "train", str(CONFIGS / "tiny" / "ddpm.yaml"), "--data",
+               str(tiny_cohort), "--out", str(run_dir), *SMALL, "train.max_epochs=1", "train.accelerator=cpu",
+               "train.devices=2", "train.strategy=ddp"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "gloo" in (result.stdout + result.stderr).lower() or "distributed_backend=gloo" in result.stderr
+    assert (run_dir / "model.safetensors").is_file()
+    record = json.loads((run_dir / "training.json").read_text())
+    assert record["steps"] == 1  # 6 volumes split over 2 processes: 3 slices each, one batch of 4 per process
