@@ -9,7 +9,6 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
 from brainuad.errors import BrainUADError, ConfigError
 
@@ -83,12 +82,10 @@ def validate(
     console.print(f"data directory: {report.root}")
     console.print(f"data sets: {', '.join(report.datasets_present) or 'none'}; "
                   f"{report.rows_checked} split rows, {report.files_checked} files read")
-    if report.findings:
-        table = Table("severity", "file", "problem", show_lines=False)
-        for finding in report.findings:
-            colour = "red" if finding.severity == "error" else "yellow"
-            table.add_row(f"[{colour}]{finding.severity}[/]", str(finding.path), finding.message)
-        console.print(table)
+    for finding in report.findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        console.print(f"[{colour}]{finding.severity}[/] {finding.path}: {finding.message}", markup=True,
+                      highlight=False)
     console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     raise typer.Exit(0 if report.ok else 1)
 

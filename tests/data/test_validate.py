@@ -35,7 +35,7 @@ def test_synthetic_cohort_is_clean(tiny_cohort):
 def test_missing_t2_file(cohort_copy):
     t2 = file_of(cohort_copy, first_row(cohort_copy, "IXI_test.csv").with_modality("t2").img_path)
     t2.unlink()
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["ixi"])
     assert not report.ok
     assert any("file not found" in f.message for f in findings_for(report, t2))
 
@@ -44,7 +44,7 @@ def test_truncated_image(cohort_copy):
     path = file_of(cohort_copy, first_row(cohort_copy, "Brats21_test.csv").img_path)
     data = path.read_bytes()
     replace_file(path, data[: len(data) // 3])
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["brats21"])
     assert [f.severity for f in findings_for(report, path)] == ["error"]
     assert "cannot be read" in findings_for(report, path)[0].message
 
@@ -59,7 +59,7 @@ def test_four_d_image_and_nan_voxels(cohort_copy):
     array, affine = read_image(other)
     array[10, 10, 10] = np.nan
     write_image(other, array, affine)
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["mslub"])
     assert "3-D" in findings_for(report, image_path)[0].message
     assert "NaN" in findings_for(report, other)[0].message
 
@@ -74,7 +74,7 @@ def test_mask_shape_and_affine_mismatch_and_empty_mask(cohort_copy):
     shifted[0, 3] += 3.0
     write_image(mask_b, array, shifted)
     write_image(mask_c, np.zeros_like(read_image(mask_c)[0]), read_image(mask_c)[1])
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["atlas"])
     assert "shape" in findings_for(report, mask_a)[0].message
     assert "affine" in findings_for(report, mask_b)[0].message
     assert "empty" in findings_for(report, mask_c)[0].message
@@ -87,7 +87,7 @@ def test_seg_mismatch_and_empty_seg(cohort_copy):
     array, affine = read_image(seg_a)
     write_image(seg_a, np.zeros((5, 5, 5)), affine)
     write_image(seg_b, np.zeros_like(read_image(seg_b)[0]), affine)
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["wmh"])
     assert "shape" in findings_for(report, seg_a)[0].message
     assert [f.severity for f in findings_for(report, seg_b)] == ["warning"]
     assert "empty" in findings_for(report, seg_b)[0].message
@@ -102,7 +102,7 @@ def test_duplicate_rows_are_a_warning(cohort_copy):
     path = cohort_copy / "splits" / "IXI_train_fold0.csv"
     records = read_split_csv(path)
     _rewrite_csv(path, records + records[:1])
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["ixi"])
     assert report.ok
     assert [f.severity for f in findings_for(report, path)] == ["warning"]
     assert "duplicate" in findings_for(report, path)[0].message
@@ -112,11 +112,11 @@ def test_train_test_overlap_is_an_error_unless_allowed(cohort_copy):
     train = cohort_copy / "splits" / "IXI_train_fold0.csv"
     test = read_split_csv(cohort_copy / "splits" / "IXI_test.csv")
     _rewrite_csv(train, read_split_csv(train) + test[:1])
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["ixi"])
     assert not report.ok
     (finding,) = findings_for(report, train)
     assert finding.severity == "error" and test[0].img_name in finding.message and "IXI_test.csv" in finding.message
-    relaxed = validate_data_dir(cohort_copy, allow_overlap=True)
+    relaxed = validate_data_dir(cohort_copy, allow_overlap=True, datasets=["ixi"])
     assert relaxed.ok
     assert [f.severity for f in findings_for(relaxed, train)] == ["warning"]
 
@@ -125,7 +125,7 @@ def test_train_val_overlap_within_a_fold_is_an_error(cohort_copy):
     train = cohort_copy / "splits" / "IXI_train_fold2.csv"
     val = read_split_csv(cohort_copy / "splits" / "IXI_val_fold2.csv")
     _rewrite_csv(train, read_split_csv(train) + val[:1])
-    report = validate_data_dir(cohort_copy, allow_overlap=True)
+    report = validate_data_dir(cohort_copy, allow_overlap=True, datasets=["ixi"])
     assert not report.ok
     assert "IXI_val_fold2.csv" in findings_for(report, train)[0].message
 
@@ -135,7 +135,7 @@ def test_csv_without_needed_columns(cohort_copy):
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     replace_file(path, ("img_name,img_path\n" + "".join(f"{r['img_name']},{r['img_path']}\n" for r in rows)).encode())
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["wmh"])
     (finding,) = findings_for(report, path)
     assert finding.severity == "error" and "missing column" in finding.message and "mask_path" in finding.message
 
@@ -145,7 +145,7 @@ def test_missing_split_csv_and_missing_seg_path(cohort_copy):
     path = cohort_copy / "splits" / "Brats21_val.csv"
     records = read_split_csv(path)
     _rewrite_csv(path, [records[0].__class__(**{**records[0].__dict__, "seg_path": None})] + records[1:])
-    report = validate_data_dir(cohort_copy)
+    report = validate_data_dir(cohort_copy, datasets=["ixi", "brats21"])
     assert "missing" in findings_for(report, cohort_copy / "splits" / "IXI_val_fold3.csv")[0].message
     assert "no seg_path" in findings_for(report, path)[0].message
 
@@ -159,13 +159,13 @@ def test_not_a_data_directory(tmp_path):
 
 def test_cli_exit_codes(cohort_copy, tmp_path):
     runner = CliRunner()
-    clean = runner.invoke(app, ["validate", str(cohort_copy)])
+    clean = runner.invoke(app, ["validate", str(cohort_copy), "--set", "ixi"])
     assert clean.exit_code == 0, clean.output
     assert "0 error(s)" in clean.output
     mask = file_of(cohort_copy, first_row(cohort_copy, "IXI_test.csv").mask_path)
     mask.unlink()
-    broken = runner.invoke(app, ["validate", str(cohort_copy)])
+    broken = runner.invoke(app, ["validate", str(cohort_copy), "--set", "ixi"])
     assert broken.exit_code == 1
-    assert mask.name in broken.output.replace("\n", "")
+    assert f"error {mask}: file not found" in broken.output
     missing = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not found" in missing.output
