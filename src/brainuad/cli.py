@@ -176,6 +176,11 @@ def pretrain(
     _train(config, data, out, overrides or [], ("spark",))
 
 
+from brainuad.evaluate.command import evaluate  # noqa: E402  (registers below; imports brainuad.cli lazily)
+
+app.command()(evaluate)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

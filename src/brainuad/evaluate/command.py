@@ -69,12 +69,13 @@ def evaluate(
 ) -> None:
     """Evaluate trained runs with the paper's protocol and write its tables and an HTML report.
 
-    For every lesion set: reconstruct the validation split and choose the threshold, score the test
-    split volume by volume (Dice, AUPRC/AUROC per volume and pooled, l1-ratio, intensity-histogram
-    KLD); reconstruction quality (SSIM, PSNR, l1, LPIPS) on the healthy IXI test split. Writes
-    Table 2 (reconstruction), Table 3 (Dice/AUPRC per set, one per threshold) and Table 4
-    (post-processing ablation) as Markdown, CSV and LaTeX, per_volume.csv, summary.json and a
-    self-contained report.html.
+    Per lesion set, the validation split chooses the threshold and the test split is scored volume by volume.
+
+    Metrics: Dice, AUPRC and AUROC (per volume and pooled), l1-ratio and intensity-histogram KLD per set.
+
+    Reconstruction quality on the healthy IXI test split: SSIM, PSNR, l1 error and LPIPS.
+
+    Writes Tables 2, 3 and 4 (Markdown, CSV, LaTeX), per_volume.csv, summary.json and report.html.
     """
     from rich.console import Console
     from rich.table import Table as RichTable

@@ -140,6 +140,11 @@ def _intensity_histograms(group: GroupResult) -> Figure | None:
         centres = (densities.edges[:-1] + densities.edges[1:]) / 2
         axis.plot(centres, densities.input, label="input", linewidth=1.2)
         axis.plot(centres, densities.reconstruction, label="reconstruction", linewidth=1.2)
+        # The end bins hold every clipped intensity (percentile clipping, reconstructions beyond
+        # [0, 1]); their spikes would flatten the rest, so the axis follows the interior bins.
+        interior = max(float(densities.input[1:-1].max()), float(densities.reconstruction[1:-1].max()))
+        if interior > 0:
+            axis.set_ylim(0, 1.15 * interior)
         axis.set_title(f"{title}\nmean KLD {kld:.4f}", fontsize=10)
         axis.set_xlabel("intensity")
         axis.set_ylabel("density")
@@ -181,26 +186,20 @@ def _sweep_figure(summary: EvaluationSummary) -> Figure:
 
 
 def _runs_table(summary: EvaluationSummary) -> str:
+    """One row per run: its model, fold, test levels and the volumes of every split it used."""
     rows = []
     for group in summary.groups:
         for run in group.runs:
             levels = "–" if run.test_levels is None else ", ".join(str(level) for level in run.test_levels)
-            sets = ", ".join(result.dataset for result in run.sets)
-            cells = [group.label, run.name, run.method, run.modality, str(run.fold), levels, sets]
+            sets = ", ".join(f"{result.dataset} {result.n_val}/{result.n_test}"
+                             + (f" ({result.n_empty_target} without lesion)" if result.n_empty_target else "")
+                             for result in run.sets)
+            healthy = "–" if run.healthy is None else str(run.healthy.n)
+            cells = [group.label, run.name, run.method, run.modality, str(run.fold), levels, sets, healthy]
             rows.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>")
-    header = "".join(f"<th>{name}</th>" for name in ("model", "run", "method", "modality", "fold", "t_test", "sets"))
+    header = "".join(f"<th>{name}</th>" for name in ("model", "run", "method", "modality", "fold", "t_test",
+                                                     "lesion sets (validation/test volumes)", "IXI test volumes"))
     return f'<table class="meta"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-
-
-def _set_sizes(summary: EvaluationSummary) -> str:
-    items = []
-    for run in summary.runs:
-        for result in run.sets:
-            items.append(f"{run.name} / {result.dataset}: {result.n_val} validation and {result.n_test} test volumes "
-                         f"({result.n_empty_target} without lesion)")
-        if run.healthy is not None:
-            items.append(f"{run.name} / ixi: {run.healthy.n} healthy test volumes")
-    return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
 
 
 def render_report(summary: EvaluationSummary, tables: Sequence[Table]) -> str:
@@ -217,7 +216,7 @@ def render_report(summary: EvaluationSummary, tables: Sequence[Table]) -> str:
         f"<p>Thresholds: <b>{html.escape(summary.headline)}</b> (headline)"
         + "".join(f", {html.escape(label)}" for label in summary.thresholds[1:])
         + f". Post-processing: {html.escape(settings)}.</p>",
-        _runs_table(summary), _set_sizes(summary),
+        _runs_table(summary),
     ]
     parts += [f'<p class="note">{html.escape(note)}</p>' for note in summary.notes]
     parts.append("<h2>Tables</h2>")
@@ -243,8 +242,9 @@ def render_report(summary: EvaluationSummary, tables: Sequence[Table]) -> str:
         for group, figure in histograms:
             if figure is not None:
                 parts.append(_figure_html(figure, f"{group.label}: mean densities of input and reconstruction "
-                                                  "intensities in the brain (500 bins); KLD = KL(input || "
-                                                  "reconstruction) per volume, averaged."))
+                                                  "intensities in the brain (500 bins; the end bins, which hold "
+                                                  "the clipped intensities, may reach above the plot); KLD = "
+                                                  "KL(input || reconstruction) per volume, averaged."))
     if summary.sweep_levels:
         parts.append("<h2>Dice against t_test</h2>")
         parts.append(_figure_html(_sweep_figure(summary), "Dice (mean ± std over folds) at each single test noise "
