@@ -94,4 +94,5 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise InputError(run_dir / WEIGHTS_FILE, f"weights do not fit the configured {config.method} "
                          f"(missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, "
                          f"e.g. {unexpected[:2]})", f"was {CONFIG_FILE} edited after training?")
-    return config, method.to(device).eval()
+    # channels-last: about 2x faster convolutions on CPUs (oneDNN) and the fast path on GPUs
+    return config, method.to(device, memory_format=torch.channels_last).eval()

@@ -92,7 +92,7 @@ class ReconstructionMethod(AnomalyDetector):
         self.eval()
         slices = volume_slices(volume)
         generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        outputs = [fn(batch.to(self.device), generator).float().cpu()
+        outputs = [fn(batch.to(self.device).contiguous(memory_format=torch.channels_last), generator).float().cpu()
                    for batch in slices.split(self.inference_batch_size)]
         self.train(was_training)
         return slices_to_volume(torch.cat(outputs))
