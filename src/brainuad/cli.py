@@ -40,19 +40,28 @@ def synth(
     seed: int = typer.Option(0, help="Random seed; the same seed writes the same cohort."),
     size: str = typer.Option("small", help="Cohort size: tiny (tests), small (the demo) or medium."),
     workers: int = typer.Option(2, min=1, help="Subjects generated in parallel processes."),
+    raw: bool = typer.Option(False, "--raw", help="Write the same subjects as raw scans (skull, anisotropic "
+                                                  "oblique grids, random pose, bias field) in each data set's "
+                                                  "download layout, to try 'brainuad prepare' on."),
 ) -> None:
     """Write a synthetic cohort (healthy IXI-like subjects and four lesion sets) in the data layout.
 
     Healthy subjects are deformed MNI152 brains with T1 and T2 contrast; the lesion sets mimic
     BraTS21 (tumours, T2), MSLUB (MS lesions, T2), ATLAS (stroke, T1) and WMH (white-matter
-    hyperintensities, T1). Also writes OUT/preview.png.
+    hyperintensities, T1). Also writes OUT/preview.png. With --raw: OUT/IXI, OUT/BraTS21, OUT/MSLUB,
+    OUT/ATLAS_2 and OUT/WMH, the downloads 'brainuad prepare' reads.
     """
     from brainuad.data.synth import synthesize_cohort
 
     if size not in ("tiny", "small", "medium"):
         raise typer.BadParameter(f"size must be tiny, small or medium, got {size!r}", param_hint="--size")
     with user_errors():
-        summary = synthesize_cohort(out, size=size, seed=seed, workers=workers, progress=True)
+        if raw:
+            from brainuad.data.synth.raw import synthesize_raw
+
+            summary = synthesize_raw(out, size=size, seed=seed, workers=workers, progress=True)
+        else:
+            summary = synthesize_cohort(out, size=size, seed=seed, workers=workers, progress=True)
     console.print(summary.describe())
 
 
@@ -187,9 +196,94 @@ def pretrain(
     _train(config, data, out, overrides or [], ("spark",))
 
 
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Training run directory (config.yaml and model.safetensors)."),
+    inputs: list[Path] = typer.Argument(..., help="Preprocessed scans (NIfTI, NRRD, MHA: 1 mm, in the training space, "
+                                                  "skull stripped) or folders of them (not recursive; *_mask and "
+                                                  "*_seg files are skipped)."),
+    out: Path = typer.Option(..., "--out", help="Output folder for <name>_anomaly.nii.gz, <name>_mask.nii.gz, "
+                                                "<name>_reconstruction.nii.gz and <name>_overview.png."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0,
+                                              help="Binarise the post-processed residual above this value "
+                                                   "(paper post-processing)."),
+    threshold_from: Optional[Path] = typer.Option(None, "--threshold-from",
+                                                  help="Take the run's headline threshold (and post-processing) "
+                                                       "from this evaluation's summary.json."),
+    dataset: Optional[str] = typer.Option(None, "--set", help="Lesion set whose threshold to use (brats21, mslub, "
+                                                              "atlas, wmh); default: the run's first set."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Brain mask for every input (default: X_mask.* beside "
+                                                             "X.* or X_t2.*, or ../mask/X_mask.*; else the scan's "
+                                                             "nonzero voxels)."),
+    device: str = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ..."),
+    orientation: str = typer.Option("RAS", "--orientation", help="Axis order of the training data; scans are "
+                                                                 "reoriented to it (flips/permutations only)."),
+) -> None:
+    """Anomaly maps of preprocessed scans, written in each scan's own geometry (shape and affine).
+
+    Without --threshold or --threshold-from: the validation threshold 'brainuad evaluate' stored in the run.
+
+    Reconstructions are on the model's normalised [0, 1] intensity scale, not the scan's units.
+
+    Exit code 0 when every scan was predicted, 1 when any failed (each is reported), 2 for a usage error.
+    """
+    from brainuad.data.layout import LESION_SETS
+    from brainuad.predict import check_orientation, discover_inputs, load_detector, write_prediction
+
+    if threshold is not None and (threshold_from is not None or dataset is not None):
+        raise typer.BadParameter("give either a value, or --threshold-from/--set, not both", param_hint="--threshold")
+    if dataset is not None and dataset not in LESION_SETS:
+        raise typer.BadParameter(f"unknown lesion set {dataset!r}; choose from {', '.join(LESION_SETS)}",
+                                 param_hint="--set")
+    if mask is not None and not mask.is_file():
+        raise typer.BadParameter(f"{mask}: file not found", param_hint="--mask")
+    try:
+        check_orientation(orientation)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--orientation") from None
+    with user_errors():
+        discovery = discover_inputs(inputs)
+        detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
+                                 device=device, orientation=orientation)
+    console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
+    if discovery.ignored:
+        console.print(f"skipped {len(discovery.ignored)} mask, segmentation or output file(s) in the given folders")
+    failures = list(discovery.problems)
+    for problem in discovery.problems:
+        err_console.print(f"[red]failed:[/] {problem}", highlight=False)
+    done = 0
+    results = detector.predict_files(discovery.scans, mask)
+    for scan, outcome in track(results, total=len(discovery.scans), description="predicting", console=err_console,
+                               transient=True):
+        if isinstance(outcome, BrainUADError):
+            failures.append(outcome)
+            err_console.print(f"[red]failed:[/] {outcome}", highlight=False)
+            continue
+        try:
+            write_prediction(outcome, out)
+        except (OSError, BrainUADError) as error:
+            failures.append(error)
+            err_console.print(f"[red]failed:[/] {scan}: outputs cannot be written to {out} ({error})", highlight=False)
+            continue
+        done += 1
+        console.print(f"{scan}: {outcome.anomaly_volume_ml:.1f} ml above the threshold -> {out / outcome.name}_*; "
+                      f"brain mask: {outcome.mask_source}", highlight=False)
+        for note in outcome.notes:
+            console.print(f"  note: {note}", highlight=False)
+        for warning in outcome.warnings:
+            err_console.print(f"  [yellow]warning:[/] {scan.name}: {warning}", highlight=False)
+    console.print(f"{done} of {done + len(failures)} scan(s) predicted into {out} (reconstructions on the model's "
+                  "normalised [0, 1] intensity scale)")
+    raise typer.Exit(1 if failures else 0)
+
+
 from brainuad.evaluate.command import evaluate  # noqa: E402  (registers below; imports brainuad.cli lazily)
 
 app.command()(evaluate)
+
+from brainuad.preprocess.command import prepare  # noqa: E402
+
+app.command()(prepare)
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ class TrainConfig(Section):
     strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
     check_val_every_n_epoch: int = Field(1, ge=1)
     log_every_n_steps: int = Field(10, ge=1)
-    channels_last: bool = Field(True, description="channels-last memory format on GPU")
+    channels_last: bool = Field(True, description="channels-last memory format (faster convolutions on CPU and GPU)")
 
 
 class NoiseConfig(Section):
@@ -158,7 +158,132 @@ class SparKRunConfig(_RunBase):
     train: TrainConfig = TrainConfig(lr=1e-4)
 
 
-RunConfig = Annotated[Union[DDPMRunConfig, PDDPMRunConfig, CDDPMRunConfig, SparKRunConfig],
+class AutoencoderConfig(Section):
+    """Convolutional encoder and decoder around a dense bottleneck (AE, VAE, SVAE, f-AnoGAN;
+    Baur et al. 2021). One stride-2 level per entry of ``channels`` (96 -> 6 px with four)."""
+
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    latent_dim: int = Field(512, ge=1)
+    groups: int = Field(8, ge=1, description="GroupNorm groups; must divide every channel count")
+    inference_batch_size: int = Field(64, ge=1, description="slices (SVAE: stacks) per forward pass at test time")
+
+    @field_validator("channels")
+    @classmethod
+    def _positive_channels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or min(value) < 1:
+            raise ValueError(f"channels must be a non-empty list of positive integers, got {list(value)}")
+        return value
+
+
+class VariationalConfig(Section):
+    """The VAE's loss: L1 reconstruction summed over pixels + beta * KL (paper §4.4: beta = 0.001)."""
+
+    beta: float = Field(0.001, ge=0)
+
+
+class SequenceConfig(Section):
+    """SVAE (Behrendt et al. 2022): self-attention over the latents of consecutive slices."""
+
+    stack_size: int = Field(8, ge=2, description="consecutive axial slices per training item")
+    layers: int = Field(2, ge=1, description="transformer encoder layers across the slices")
+    heads: int = Field(4, ge=1)
+
+
+class CoarseNoiseConfig(Section):
+    """DAE (Kascenas et al. 2022): Gaussian noise drawn on a coarse grid, upsampled bilinearly."""
+
+    resolution: int = Field(16, ge=1, description="side of the coarse noise grid, in cells")
+    std: float = Field(0.2, gt=0, description="standard deviation of the noise, in [0, 1] intensity units")
+    inference_batch_size: int = Field(64, ge=1)
+
+
+class AdversarialConfig(Section):
+    """f-AnoGAN (Schlegl et al. 2019): WGAN-GP, then the izi_f encoder."""
+
+    gan_epochs: int = Field(800, ge=1, description="epochs of WGAN-GP training; the encoder trains after them")
+    n_critic: int = Field(5, ge=1, description="critic updates per generator update")
+    gradient_penalty: float = Field(10.0, ge=0, description="lambda of the WGAN-GP gradient penalty")
+    feature_weight: float = Field(1.0, ge=0, description="kappa: weight of the critic-feature residual in izi_f")
+
+
+class ThreshConfig(Section):
+    """Thresh (Meissen et al. 2022): the histogram-equalised intensity as the anomaly score."""
+
+    polarity: Literal["auto", "hyper", "hypo"] = Field(
+        "auto", description="lesions brighter (hyper) or darker (hypo) than tissue; auto: hyper on T2, hypo on T1")
+    bins: int = Field(1024, ge=2, description="histogram bins on [0, 1] of the fitted equalisation")
+
+
+class AERunConfig(_RunBase):
+    """Dense autoencoder (Baur et al. 2021)."""
+
+    method: Literal["ae"] = "ae"
+    model: AutoencoderConfig = AutoencoderConfig()
+
+
+class VAERunConfig(_RunBase):
+    """Dense variational autoencoder (Baur et al. 2021), beta = 0.001."""
+
+    method: Literal["vae"] = "vae"
+    model: AutoencoderConfig = AutoencoderConfig()
+    vae: VariationalConfig = VariationalConfig()
+
+
+class SVAERunConfig(_RunBase):
+    """Sequential VAE over stacks of consecutive slices (Behrendt et al. 2022), beta = 0.001.
+
+    Trained without augmentation: the slice augmentation acts on single slices, not on stacks."""
+
+    method: Literal["svae"] = "svae"
+    data: DataConfig = DataConfig(augment=False)
+    model: AutoencoderConfig = AutoencoderConfig()
+    vae: VariationalConfig = VariationalConfig()
+    sequence: SequenceConfig = SequenceConfig()
+
+    @model_validator(mode="after")
+    def _no_augmentation(self) -> "SVAERunConfig":
+        if self.data.augment:
+            raise ValueError("data.augment must be false for svae: the augmentation transforms single slices, "
+                             "not stacks")
+        return self
+
+
+class DAERunConfig(_RunBase):
+    """Denoising autoencoder (Kascenas et al. 2022): a UNet removing coarse noise."""
+
+    method: Literal["dae"] = "dae"
+    model: UNetConfig = UNetConfig()
+    dae: CoarseNoiseConfig = CoarseNoiseConfig()
+
+
+class FAnoGANRunConfig(_RunBase):
+    """f-AnoGAN (Schlegl et al. 2019): latent 128, lr 1e-4 (paper §4.4)."""
+
+    method: Literal["fanogan"] = "fanogan"
+    model: AutoencoderConfig = AutoencoderConfig(channels=(64, 128, 256, 512), latent_dim=128)
+    fanogan: AdversarialConfig = AdversarialConfig()
+    train: TrainConfig = TrainConfig(lr=1e-4)
+
+    @model_validator(mode="after")
+    def _encoder_epochs_left(self) -> "FAnoGANRunConfig":
+        if self.train.max_epochs <= self.fanogan.gan_epochs:
+            raise ValueError(f"train.max_epochs ({self.train.max_epochs}) must exceed fanogan.gan_epochs "
+                             f"({self.fanogan.gan_epochs}): the encoder trains in the epochs after the GAN")
+        return self
+
+
+class ThreshRunConfig(_RunBase):
+    """Intensity thresholding (Thresh): no gradient training, only the fitted equalisation."""
+
+    method: Literal["thresh"] = "thresh"
+    thresh: ThreshConfig = ThreshConfig()
+
+
+METHODS = ("ddpm", "pddpm", "cddpm", "spark", "ae", "vae", "svae", "dae", "fanogan", "thresh")
+"""The ``method`` names a run config may have."""
+
+RunConfig = Annotated[Union[DDPMRunConfig, PDDPMRunConfig, CDDPMRunConfig, SparKRunConfig, AERunConfig,
+                            VAERunConfig, SVAERunConfig, DAERunConfig, FAnoGANRunConfig, ThreshRunConfig],
                       Field(discriminator="method")]
 _RUN_ADAPTER: TypeAdapter = TypeAdapter(RunConfig)
 
@@ -190,7 +315,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def _format_validation_error(source: str, error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        location = ".".join(str(part) for part in problem["loc"] if part not in ("ddpm", "pddpm", "cddpm", "spark"))
+        parts = problem["loc"][1:] if problem["loc"][:1] and problem["loc"][0] in METHODS else problem["loc"]
+        location = ".".join(str(part) for part in parts)
         if problem["type"] == "extra_forbidden":
             lines.append(f"unknown key {location!r}")
         else:
@@ -198,7 +324,9 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return f"{source}: invalid configuration: " + "; ".join(lines)
 
 
-def parse_config(raw: dict[str, Any], source: str = "config") -> DDPMRunConfig | PDDPMRunConfig | CDDPMRunConfig | SparKRunConfig:
+def parse_config(raw: dict[str, Any], source: str = "config") -> (
+        DDPMRunConfig | PDDPMRunConfig | CDDPMRunConfig | SparKRunConfig | AERunConfig | VAERunConfig | SVAERunConfig
+        | DAERunConfig | FAnoGANRunConfig | ThreshRunConfig):
     """Validate a raw mapping into a typed run config.
 
     Raises:
@@ -207,7 +335,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> DDPMRunConfig |
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(raw).__name__}")
     if "method" not in raw:
-        raise ConfigError(f"{source}: the config names no 'method' (one of ddpm, pddpm, cddpm, spark)")
+        raise ConfigError(f"{source}: the config names no 'method' (one of {', '.join(METHODS)})")
     try:
         return _RUN_ADAPTER.validate_python(raw)
     except ValidationError as error:
@@ -231,3 +359,11 @@ def dump_config(config: BaseModel) -> str:
     values = config.model_dump(mode="json")
     ordered = {"method": values.pop("method"), **values}
     return yaml.safe_dump(ordered, sort_keys=False)
+
+
+def packaged_config(name: str) -> Path:
+    """The path of a config shipped with brainuad, e.g. ``"tiny/cddpm"`` or ``"authors_code/ddpm"``."""
+    path = Path(__file__).resolve().parent / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no packaged config named {name!r} (looked for {path})")
+    return path

@@ -5,6 +5,10 @@ Lightning module optimises it on healthy slices and reports a deterministic vali
 noise levels and noise per validation batch), which picks the best checkpoint. A run directory
 receives the config, the best weights as safetensors, Lightning's resumable state and CSV and
 TensorBoard logs; re-running into the same directory resumes from the last checkpoint.
+
+Two baselines train differently: f-AnoGAN alternates its GAN and encoder updates by hand
+(:class:`AdversarialTrainingModule`), and Thresh has no gradient training at all: it is fitted
+once on the training volumes (``config.yaml``, ``model.safetensors`` and ``training.json`` only).
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ class TrainingModule(L.LightningModule):
         method: the method (or pre-trainer) to optimise; saved under the ``method.`` key prefix.
         optimizer: the optimiser settings.
         val_seed: seed of the per-batch generators that make the validation loss deterministic.
-        channels_last: use the channels-last memory format (for GPUs).
+        channels_last: use the channels-last memory format (faster convolutions with oneDNN on CPUs
+            and with cuDNN on GPUs).
     """
 
     def __init__(self, method: nn.Module, optimizer: OptimizerSpec, val_seed: int = 0,
@@ -88,6 +93,70 @@ class TrainingModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_spec.build(self.method.parameters())
+
+
+WGAN_BETAS = (0.0, 0.9)
+"""Adam betas of f-AnoGAN's three optimisers (the WGAN-GP values, Gulrajani et al. 2017)."""
+
+
+class AdversarialTrainingModule(TrainingModule):
+    """f-AnoGAN's two stages by manual optimisation (see :mod:`brainuad.methods.fanogan`).
+
+    GAN epochs: every batch updates the critic; every ``n_critic``-th critic update (counted over
+    the whole stage, so it does not depend on the batches per epoch) is followed by a generator
+    update. Encoder epochs: every batch updates the encoder with the izi_f loss. Each of critic,
+    generator and encoder has its own optimiser with the same settings, and while one steps the
+    parameters of the others take no gradient. The validation loss is the izi_f loss in the
+    encoder stage and +inf during the GAN stage, so the best checkpoint always has a trained
+    encoder.
+
+    Args:
+        method: the f-AnoGAN.
+        optimizer: settings of each of the three optimisers.
+        val_seed, channels_last: see :class:`TrainingModule`.
+    """
+
+    def __init__(self, method: nn.Module, optimizer: OptimizerSpec, val_seed: int = 0,
+                 channels_last: bool = False) -> None:
+        super().__init__(method, optimizer, val_seed, channels_last)
+        self.automatic_optimization = False
+
+    def _update(self, optimizer, loss_fn) -> Tensor:
+        with self.toggled_optimizer(optimizer):
+            loss = loss_fn()
+            self.manual_backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        images = self._images(batch)
+        critic_optimizer, generator_optimizer, encoder_optimizer = self.optimizers()
+        size = len(images)
+        if not self.method.in_gan_stage(self.current_epoch):
+            loss = self._update(encoder_optimizer, lambda: self.method.training_loss(images))
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+            return loss
+        loss = self._update(critic_optimizer, lambda: self.method.critic_loss(images))
+        self.log("train/critic_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size,
+                 sync_dist=True)
+        critic_updates = self.current_epoch * self.trainer.num_training_batches + batch_index + 1
+        if critic_updates % self.method.n_critic == 0:
+            generator_loss = self._update(generator_optimizer,
+                                          lambda: self.method.generator_loss(size, images.device))
+            self.log("train/generator_loss", generator_loss, on_step=True, on_epoch=True, batch_size=size,
+                     sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
+        if not self.method.in_gan_stage(self.current_epoch):
+            return super().validation_step(batch, batch_index)
+        loss = torch.tensor(float("inf"), device=self.device)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True)
+        return loss
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer_spec.build(module.parameters()) for module in self.method.stage_modules()]
 
 
 def resolve_precision(precision: str | None, accelerator: str) -> str:
@@ -132,7 +201,8 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None =
 
 
 def build_trainable(config) -> tuple[nn.Module, OptimizerSpec]:
-    """The module a config trains and its optimiser (Adam for detectors, AdamW for SparK)."""
+    """The module a config trains and its optimiser (Adam for detectors, AdamW for SparK; Adam with
+    the WGAN-GP betas for each of f-AnoGAN's optimisers)."""
     if config.method == "spark":
         from brainuad.nn.encoders import ImageEncoder
         from brainuad.nn.spark import BETAS, WEIGHT_DECAY, SparKPretrainer
@@ -143,6 +213,8 @@ def build_trainable(config) -> tuple[nn.Module, OptimizerSpec]:
         return pretrainer, OptimizerSpec("adamw", config.train.lr, WEIGHT_DECAY, BETAS)
     from brainuad.methods.registry import build_detector
 
+    if config.method == "fanogan":
+        return build_detector(config), OptimizerSpec("adam", config.train.lr, betas=WGAN_BETAS)
     return build_detector(config), OptimizerSpec("adam", config.train.lr)
 
 
@@ -177,12 +249,31 @@ def _best_state(checkpoint: ModelCheckpoint, module: TrainingModule) -> dict[str
     return module.method.state_dict()
 
 
+def _fit_run(config, run_dir: Path, method: nn.Module, data: HealthySlicesDataModule,
+             started: float) -> TrainingSummary:
+    """Thresh: fit the method on the training volumes, report its loss on the validation slices
+    (the mean over slices), save the fitted state."""
+    data.setup("fit")
+    method.fit(data.train_volumes)
+    total, count = 0.0, 0
+    for batch in data.val_dataloader():
+        total += float(method.training_loss(batch["image"])) * len(batch["image"])
+        count += len(batch["image"])
+    weights = save_weights(run_dir / WEIGHTS_FILE, method.state_dict())
+    summary = TrainingSummary(run_dir=str(run_dir), method=config.method, epochs=0, steps=0,
+                              best_val_loss=total / count, seconds=round(time.time() - started, 1),
+                              weights=str(weights))
+    _write_json(run_dir / SUMMARY_FILE, asdict(summary))
+    return summary
+
+
 def train_run(config, run_dir: str | Path, *, progress: bool = True) -> TrainingSummary:
     """Train the method of ``config`` into ``run_dir`` (resuming from its last checkpoint if any).
 
     Writes ``config.yaml``, the best weights (``model.safetensors``; for SparK the encoder body as
     ``encoder.safetensors``), ``checkpoints/``, ``logs/`` and ``training.json``; for diffusion
     methods also ``examples.png`` and the PSNR check at t = 500 (see :func:`diffusion_check`).
+    Thresh is fitted instead (see :func:`_fit_run`): no checkpoints or logs.
     """
     from rich.progress import track
 
@@ -196,14 +287,16 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     started = time.time()
     method, optimizer = build_trainable(config)
-    gpu = resolve_precision(None, config.train.accelerator) == "bf16-mixed"
-    module = TrainingModule(method, optimizer, val_seed=config.train.seed,
-                            channels_last=config.train.channels_last and gpu)
+    module_type = AdversarialTrainingModule if config.method == "fanogan" else TrainingModule
+    module = module_type(method, optimizer, val_seed=config.train.seed, channels_last=config.train.channels_last)
     data = HealthySlicesDataModule(
         config.data.root, config.data.modality, config.data.fold, batch_size=config.data.batch_size,
         num_workers=config.data.num_workers, augmentation=SliceAugmentation() if config.data.augment else None,
         val_slices_per_volume=config.data.val_slices_per_volume, cache=GridCache(config.data.cache_dir),
-        progress=(lambda items, text: track(items, description=text, transient=True)) if progress else None)
+        progress=(lambda items, text: track(items, description=text, transient=True)) if progress else None,
+        stack_size=config.sequence.stack_size if config.method == "svae" else 1)
+    if config.method == "thresh":
+        return _fit_run(config, run_dir, method, data, started)
     trainer, checkpoint = build_trainer(
         run_dir, max_epochs=config.train.max_epochs, max_minutes=config.train.max_minutes,
         precision=config.train.precision, accelerator=config.train.accelerator, devices=config.train.devices,

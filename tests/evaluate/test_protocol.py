@@ -375,3 +375,33 @@ def test_summary_rejects_two_runs_of_one_fold(tiny_cohort, grid_cache):
     with pytest.raises(ValueError, match="same model and fold 0"):
         summarise([run, run])
     assert isinstance(summarise([run]), EvaluationSummary)
+
+
+def test_evaluate_stores_the_headline_thresholds_in_each_run(tiny_cohort, grid_cache, tmp_path):
+    from dataclasses import replace
+
+    run = write_run(tmp_path / "runs" / "ddpm", tiny_cohort, [], 0)
+    assert protocol.read_run_thresholds(run) == ()
+    out = tmp_path / "evaluation"
+    postprocessing = PostProcessing(order="authors_code")
+    summary = evaluate_runs([run], tiny_cohort, out, sets=["brats21"], thresholds=["oracle", "val-dice"], limit=1,
+                            ablation=False, postprocessing=postprocessing, cache_dir=grid_cache, progress=False)
+    chosen = summary.runs[0].set_result("brats21").scores("val-dice").threshold
+    stored = protocol.read_run_thresholds(run)
+    assert stored == (protocol.RunThreshold("brats21", "val-dice", "lesion-val", chosen.value, postprocessing, 1,
+                                            (out / "summary.json").resolve()),)
+    assert protocol.summary_thresholds(out / "summary.json", run) == stored
+    assert not list(run.glob(".tmp-*"))
+    # a later evaluation of other sets keeps the stored ones; sets stay in the protocol's order
+    mslub = replace(stored[0], dataset="mslub", value=0.5)
+    protocol.write_run_thresholds(run, [mslub])
+    protocol.write_run_thresholds(run, [replace(stored[0], value=0.25)])
+    assert [(record.dataset, record.value) for record in protocol.read_run_thresholds(run)] == [("brats21", 0.25),
+                                                                                               ("mslub", 0.5)]
+    with pytest.raises(InputError, match="holds no run named 'other'"):
+        protocol.summary_thresholds(out / "summary.json", tmp_path / "other")
+    (run / "thresholds.json").write_text('{"thresholds": [{"dataset": "brats21"}]}')
+    with pytest.raises(InputError, match="thresholds.json: is not a readable thresholds file"):
+        protocol.read_run_thresholds(run)
+    protocol.write_run_thresholds(run, [mslub])  # an unreadable file is replaced
+    assert protocol.read_run_thresholds(run) == (mslub,)

@@ -29,17 +29,24 @@ class HealthySlicesDataModule(L.LightningDataModule):
         val_slices_per_volume: evenly spaced validation slices per volume.
         cache: where model-grid volumes are cached.
         progress: optional wrapper showing progress while volumes are loaded.
+        stack_size: consecutive axial slices per item (1: single slices; S > 1: stacks of S
+            slices for the SVAE, without augmentation).
     """
 
     def __init__(self, root: str | Path, modality: str, fold: int, *, batch_size: int = 32, num_workers: int = 0,
                  augmentation: SliceAugmentation | None = SliceAugmentation(), val_slices_per_volume: int = 10,
                  cache: GridCache | None = None,
-                 progress: Callable[[Iterable, str], Iterable] | None = None) -> None:
+                 progress: Callable[[Iterable, str], Iterable] | None = None, stack_size: int = 1) -> None:
         super().__init__()
         if modality not in ("t1", "t2"):
             raise ValueError(f"modality must be 't1' or 't2', got {modality!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if isinstance(stack_size, bool) or not isinstance(stack_size, int) or stack_size < 1:
+            raise ValueError(f"stack_size must be a positive integer, got {stack_size!r}")
+        if stack_size > 1 and augmentation is not None:
+            raise ValueError(f"augmentation transforms single slices; pass augmentation=None with "
+                             f"stack_size={stack_size!r}")
         self.root = Path(root)
         self.modality = modality
         self.fold = fold
@@ -49,6 +56,7 @@ class HealthySlicesDataModule(L.LightningDataModule):
         self.val_slices_per_volume = val_slices_per_volume
         self.cache = cache or GridCache()
         self.progress = progress
+        self.stack_size = stack_size
         self.train_volumes: list[GridVolume] = []
         self.val_volumes: list[GridVolume] = []
 
@@ -70,7 +78,8 @@ class HealthySlicesDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation), shuffle=True)
+        return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation, self.stack_size), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(FixedSliceDataset(self.val_volumes, self.val_slices_per_volume), shuffle=False)
+        return self._loader(FixedSliceDataset(self.val_volumes, self.val_slices_per_volume, self.stack_size),
+                            shuffle=False)

@@ -1,7 +1,8 @@
 """Torch datasets over model-grid volumes: random training slices, fixed validation slices, volumes.
 
 Slices are axial (the last array axis); a slice tensor is (1, 96, 96) in [0, 1] with its brain
-mask (1, 96, 96) bool.
+mask (1, 96, 96) bool. With ``stack_size`` S > 1 (the SVAE) an item is a stack of S consecutive
+axial slices instead: (S, 96, 96), slice order along the first axis.
 """
 
 from __future__ import annotations
@@ -18,38 +19,56 @@ from brainuad.data.grid import GridVolume
 from brainuad.data.layout import Subject
 
 
-def _slice_item(volume: GridVolume, index: int) -> dict[str, torch.Tensor]:
+def _slice_item(volume: GridVolume, start: int, count: int) -> dict[str, torch.Tensor]:
+    """Axial slices ``start .. start + count - 1`` as ``{"image": (count, H, W), "mask": (count, H, W)}``."""
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(volume.image[:, :, index]))[None],
-        "mask": torch.from_numpy(np.ascontiguousarray(volume.mask[:, :, index]))[None],
+        "image": torch.from_numpy(np.ascontiguousarray(volume.image[:, :, start:start + count].transpose(2, 0, 1))),
+        "mask": torch.from_numpy(np.ascontiguousarray(volume.mask[:, :, start:start + count].transpose(2, 0, 1))),
     }
+
+
+def _check_stack_size(volumes: Sequence[GridVolume], stack_size: int) -> None:
+    if isinstance(stack_size, bool) or not isinstance(stack_size, int) or stack_size < 1:
+        raise ValueError(f"stack_size must be a positive integer, got {stack_size!r}")
+    shortest = min(volume.image.shape[2] for volume in volumes)
+    if stack_size > shortest:
+        raise ValueError(f"stack_size {stack_size!r} exceeds the {shortest} axial slices of the shortest volume")
 
 
 class RandomSliceDataset(Dataset):
     """One uniformly drawn axial slice per volume per epoch (the paper's training sampling, §4.4).
 
     ``len`` is the number of volumes; item ``i`` is a fresh random slice of volume ``i`` each time
-    it is asked for (drawn from torch's global generator, which Lightning seeds per worker).
+    it is asked for (drawn from torch's global generator, which Lightning seeds per worker). With
+    ``stack_size`` S > 1 it is a stack of S consecutive slices, its first slice drawn uniformly
+    from the Z - S + 1 possible ones.
 
     Args:
         volumes: model-grid volumes (held in memory).
-        augmentation: applied to the image of each slice, or None.
+        augmentation: applied to the image of each slice, or None; only for single slices (S = 1).
+        stack_size: consecutive slices S per item.
 
-    Items: ``{"image": (1, H, W) float32, "mask": (1, H, W) bool}``.
+    Items: ``{"image": (S, H, W) float32, "mask": (S, H, W) bool}``.
     """
 
-    def __init__(self, volumes: Sequence[GridVolume], augmentation: SliceAugmentation | None = None) -> None:
+    def __init__(self, volumes: Sequence[GridVolume], augmentation: SliceAugmentation | None = None,
+                 stack_size: int = 1) -> None:
         if not volumes:
             raise ValueError("RandomSliceDataset needs at least one volume")
+        _check_stack_size(volumes, stack_size)
+        if stack_size > 1 and augmentation is not None:
+            raise ValueError(f"augmentation transforms single slices; it cannot be used with stack_size={stack_size!r}")
         self.volumes = list(volumes)
         self.augmentation = augmentation
+        self.stack_size = stack_size
 
     def __len__(self) -> int:
         return len(self.volumes)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume = self.volumes[index]
-        item = _slice_item(volume, int(torch.randint(volume.image.shape[2], ()).item()))
+        start = int(torch.randint(volume.image.shape[2] - self.stack_size + 1, ()).item())
+        item = _slice_item(volume, start, self.stack_size)
         if self.augmentation is not None:
             item["image"] = self.augmentation(item["image"])
         return item
@@ -60,26 +79,30 @@ class FixedSliceDataset(Dataset):
 
     Args:
         volumes: model-grid volumes.
-        slices_per_volume: slices taken from each volume, evenly spaced over its axial extent.
+        slices_per_volume: slices (stacks) taken from each volume, evenly spaced over its axial extent.
+        stack_size: consecutive slices S per item; the first slices of the stacks are evenly spaced
+            over 0 .. Z - S.
 
-    Items: ``{"image": (1, H, W) float32, "mask": (1, H, W) bool}``.
+    Items: ``{"image": (S, H, W) float32, "mask": (S, H, W) bool}``.
     """
 
-    def __init__(self, volumes: Sequence[GridVolume], slices_per_volume: int = 10) -> None:
+    def __init__(self, volumes: Sequence[GridVolume], slices_per_volume: int = 10, stack_size: int = 1) -> None:
         if not volumes:
             raise ValueError("FixedSliceDataset needs at least one volume")
         if slices_per_volume < 1:
             raise ValueError(f"slices_per_volume must be >= 1, got {slices_per_volume!r}")
+        _check_stack_size(volumes, stack_size)
         self.volumes = list(volumes)
+        self.stack_size = stack_size
         self.index = [(v, int(z)) for v, volume in enumerate(self.volumes)
-                      for z in np.unique(np.linspace(0, volume.image.shape[2] - 1, slices_per_volume).round())]
+                      for z in np.unique(np.linspace(0, volume.image.shape[2] - stack_size, slices_per_volume).round())]
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume, z = self.index[index]
-        return _slice_item(self.volumes[volume], z)
+        return _slice_item(self.volumes[volume], z, self.stack_size)
 
 
 class VolumeDataset(Dataset):

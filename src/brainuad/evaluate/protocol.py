@@ -103,20 +103,29 @@ __all__ = [
     "IntensityDensities",
     "LesionVolume",
     "PostProcessingVariant",
+    "RUN_THRESHOLDS_FILE",
     "Reconstructor",
     "RunResult",
+    "RunThreshold",
+    "ScoredVolume",
     "Segmentation",
     "SetResult",
     "SweepPoint",
     "THRESHOLD_NAMES",
     "ThresholdRule",
     "ThresholdedScores",
+    "VolumeScorer",
     "evaluate_method",
     "evaluate_runs",
     "postprocessing_variants",
+    "read_run_thresholds",
+    "run_thresholds",
     "summarise",
+    "summary_thresholds",
     "threshold_rules",
+    "volume_scorer",
     "write_evaluation",
+    "write_run_thresholds",
 ]
 
 FULL = "full"
@@ -129,6 +138,7 @@ EXECUTION_KEYS = frozenset({"data.root", "data.num_workers", "data.cache_dir", "
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
 PER_VOLUME_FILE = "per_volume.csv"
+RUN_THRESHOLDS_FILE = "thresholds.json"
 LPIPS_SKIPPED = "LPIPS skipped: no --lpips-weights given"
 _HISTOGRAM_BINS = 500
 _EXAMPLE_ROLES = ("best", "median", "worst")
@@ -235,7 +245,9 @@ class MapScorer(VolumeScorer):
         return ScoredVolume(np.asarray(self.method.anomaly_map(volume), dtype=np.float32), None)
 
 
-def _scorer(method: AnomalyScorer) -> VolumeScorer:
+def volume_scorer(method: AnomalyScorer) -> VolumeScorer:
+    """How ``method`` scores a volume: the residual of its reconstruction when it has
+    ``reconstruct``, else its own ``anomaly_map`` (shared by the protocol and ``brainuad predict``)."""
     return ResidualScorer(method) if isinstance(method, Reconstructor) else MapScorer(method)
 
 
@@ -1016,7 +1028,7 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
     pairs = _pairs(rules, variants)
     context = _Context(resolve_data_root(data_root), modality, fold, limit,
                        None if cache_dir is None else Path(cache_dir), progress, name)
-    scorer = _scorer(method)
+    scorer = volume_scorer(method)
     notes = []
     healthy_thresholds = _healthy_thresholds(scorer, pairs, context)
     results = tuple(_evaluate_set(scorer, dataset, pairs, healthy_thresholds, context, figures=True)
@@ -1167,7 +1179,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
     Every run's config is read first (a bad run directory fails before any work); then the runs
     are loaded and evaluated one at a time (:func:`evaluate_method`), grouped into folds of one
     model (configs equal but for ``data.fold`` and :data:`EXECUTION_KEYS`) and written with
-    :func:`write_evaluation`.
+    :func:`write_evaluation`. Each run directory then gets its headline thresholds in
+    ``RUN/thresholds.json`` (:func:`write_run_thresholds`), for ``brainuad predict``.
 
     Args:
         run_dirs: training run directories (config.yaml + model.safetensors).
@@ -1214,7 +1227,9 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
             t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir, progress=progress))
         del method
     summary = summarise(results)
-    write_evaluation(summary, out_dir)
+    files = write_evaluation(summary, out_dir)
+    for path, result in zip(paths, results):
+        write_run_thresholds(path, run_thresholds(result, files.summary.resolve()))
     return summary
 
 
@@ -1342,3 +1357,137 @@ def write_evaluation(summary: EvaluationSummary, out_dir: str | Path) -> Evaluat
     per_volume = _write_atomic(out / PER_VOLUME_FILE, _csv_text(per_volume_rows(summary)))
     report = _write_atomic(out / REPORT_FILE, render_report(summary, tables))
     return EvaluationFiles(summary_path, per_volume, tuple(written), report)
+
+
+# --------------------------------------------------------------------------------------------
+# Thresholds kept for prediction
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunThreshold:
+    """The headline threshold an evaluation chose for one lesion set of a run.
+
+    ``brainuad predict`` binarises a scan's residual with it, after the same post-processing.
+
+    Attributes:
+        dataset: the lesion set (``brats21``, ...).
+        strategy: the threshold's label (``val-dice``, ``healthy-fpr-5%``, ...); never the oracle.
+        source: what it was chosen on: "lesion-val" (the set's validation split) or "healthy-val".
+        value: binarise the post-processed residual with ``R > value`` (residual units, [0, 1]).
+        postprocessing: the post-processing the residuals had before thresholding.
+        n_val: volumes of the set's validation split pooled (0 for a healthy-val threshold).
+        evaluation: the ``summary.json`` of the evaluation it comes from.
+    """
+
+    dataset: str
+    strategy: str
+    source: PoolSource
+    value: float
+    postprocessing: PostProcessing
+    n_val: int
+    evaluation: Path
+
+
+def run_thresholds(run: RunResult, evaluation: Path) -> tuple[RunThreshold, ...]:
+    """The headline threshold (full post-processing) of every lesion set of an evaluated run.
+
+    Args:
+        run: the evaluated run.
+        evaluation: the ``summary.json`` the run was written to.
+    """
+    records = []
+    for result in run.sets:
+        scores = result.scores(run.thresholds[0], FULL)
+        records.append(RunThreshold(result.dataset, scores.threshold.strategy, scores.source,
+                                    float(scores.threshold.value), run.postprocessing, result.n_val,
+                                    Path(evaluation)))
+    return tuple(records)
+
+
+def _ordered_by_set(records: Iterable[RunThreshold]) -> tuple[RunThreshold, ...]:
+    by_set = {record.dataset: record for record in records}
+    return tuple(by_set[name] for name in LESION_SETS if name in by_set)
+
+
+def write_run_thresholds(run_dir: str | Path, records: Sequence[RunThreshold]) -> Path:
+    """Store ``records`` in ``RUN/thresholds.json``, atomically.
+
+    Sets already stored and not in ``records`` are kept (an evaluation of some sets only does not
+    drop the others); the file lists the sets in the protocol's order (:data:`LESION_SETS`), so the
+    first one is the run's first set. A stored file that cannot be read is replaced.
+    """
+    run_dir = Path(run_dir)
+    try:
+        kept = read_run_thresholds(run_dir)
+    except InputError:
+        kept = ()
+    merged = _ordered_by_set([*kept, *records])
+    payload = {"written_by": "brainuad evaluate", "thresholds": to_jsonable(merged)}
+    return _write_atomic(run_dir / RUN_THRESHOLDS_FILE, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def _threshold_record(entry: Any) -> RunThreshold:
+    postprocessing = PostProcessing(**entry["postprocessing"])
+    value = float(entry["value"])
+    if not math.isfinite(value) or entry["source"] not in ("lesion-val", "healthy-val"):
+        raise ValueError(f"value {entry['value']!r} or source {entry['source']!r} is not a validation threshold")
+    return RunThreshold(str(entry["dataset"]), str(entry["strategy"]), entry["source"], value, postprocessing,
+                        int(entry["n_val"]), Path(entry["evaluation"]))
+
+
+def read_run_thresholds(run_dir: str | Path) -> tuple[RunThreshold, ...]:
+    """The thresholds stored in ``RUN/thresholds.json`` in the protocol's set order; empty when
+    the run was never evaluated.
+
+    Raises:
+        InputError: the file exists but is not a thresholds file brainuad wrote.
+    """
+    path = Path(run_dir) / RUN_THRESHOLDS_FILE
+    if not path.is_file():
+        return ()
+    try:
+        return _ordered_by_set(_threshold_record(entry) for entry in json.loads(path.read_text())["thresholds"])
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise InputError(path, f"is not a readable thresholds file ({type(error).__name__}: {error})",
+                         "run brainuad evaluate on the run again to rewrite it") from None
+
+
+def summary_thresholds(summary_path: str | Path, run_dir: str | Path) -> tuple[RunThreshold, ...]:
+    """The headline thresholds of one run in an evaluation's ``summary.json``.
+
+    The run is found by its name in the summary: its directory name (or its full path, where two
+    evaluated runs shared a directory name).
+
+    Raises:
+        InputError: the file is not an evaluation summary, or it holds no run of that name.
+    """
+    summary_path, run_dir = Path(summary_path), Path(run_dir)
+    if not summary_path.is_file():
+        raise InputError(summary_path, "evaluation summary not found", "give the summary.json brainuad evaluate wrote")
+    try:
+        runs = [run for group in json.loads(summary_path.read_text())["summary"]["groups"] for run in group["runs"]]
+        names = [run["name"] for run in runs]
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise InputError(summary_path, f"is not a brainuad evaluation summary ({type(error).__name__}: {error})") \
+            from None
+    matches = [run for run in runs if run["name"] == run_dir.name
+               or (os.sep in run["name"] and Path(run["name"]).resolve() == run_dir.resolve())]
+    if not matches:
+        raise InputError(summary_path, f"holds no run named {run_dir.name!r} (runs: {', '.join(names)})",
+                         "a threshold belongs to the model it was chosen for")
+    run = matches[0]
+    try:
+        headline = run["thresholds"][0]
+        records = []
+        for result in run["sets"]:
+            scores = next(entry for entry in result["thresholded"]
+                          if entry["postprocessing"] == FULL and entry["threshold"]["strategy"] == headline)
+            records.append(_threshold_record({
+                "dataset": result["dataset"], "strategy": headline, "source": scores["source"],
+                "value": scores["threshold"]["value"], "postprocessing": run["postprocessing"],
+                "n_val": result["n_val"], "evaluation": str(summary_path.resolve())}))
+    except (ValueError, TypeError, KeyError, StopIteration) as error:
+        raise InputError(summary_path, f"run {run['name']!r}: no readable headline threshold "
+                                       f"({type(error).__name__}: {error})") from None
+    return _ordered_by_set(records)

@@ -1,0 +1,120 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import wasserstein_distance
+from skimage.exposure import equalize_hist
+
+from brainuad.checkpoint import load_run
+from brainuad.config import load_config, parse_config
+from brainuad.data.cache import GridCache
+from brainuad.data.layout import split_subjects
+from brainuad.methods.registry import build_detector
+from brainuad.methods.thresh import IntensityThreshold
+from brainuad.train import train_run
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.fixture(scope="module")
+def volumes(tiny_cohort):
+    cache = GridCache()
+    return [cache.load(subject) for subject in split_subjects(tiny_cohort, "ixi", "train", 0, "t2")]
+
+
+@pytest.fixture(scope="module")
+def fitted(volumes):
+    method = IntensityThreshold("hyper", bins=4096)
+    method.fit(volumes)
+    return method
+
+
+def test_equalisation_matches_scikit_image_on_the_fitted_volume(volumes):
+    volume = volumes[0]
+    method = IntensityThreshold("hyper", bins=4096)
+    method.fit([volume])
+    ours = method.anomaly_map(volume)
+    reference = equalize_hist(volume.image, nbins=4096, mask=volume.mask)
+    # both are the brain's empirical CDF; they differ by where in a bin the CDF is read (< 1 bin's mass)
+    assert np.abs(ours[volume.mask] - reference[volume.mask]).max() < 0.02
+    assert np.abs(ours[volume.mask] - reference[volume.mask]).mean() < 2e-3
+
+
+def test_equalised_value_is_the_fraction_of_darker_healthy_brain_voxels(fitted, volumes):
+    values = np.concatenate([volume.image[volume.mask] for volume in volumes])
+    probes = np.array([0.05, 0.2, 0.4, 0.6, 0.8, 0.95], dtype=np.float32)
+    expected = np.array([(values <= probe).mean() for probe in probes])
+    np.testing.assert_allclose(fitted.equalise(torch.from_numpy(probes)).numpy(), expected, atol=2e-3)
+    assert fitted.equalise(torch.tensor([0.0, 1.0])).tolist() == [0.0, 1.0]
+
+
+def test_polarity_map_shape_and_background(fitted, volumes):
+    volume = volumes[1]
+    hyper = fitted.anomaly_map(volume)
+    hypo = IntensityThreshold("hypo", bins=4096)
+    hypo.load_state_dict(fitted.state_dict())
+    dark = hypo.anomaly_map(volume)
+    assert hyper.shape == dark.shape == (96, 96, 50) and hyper.dtype == dark.dtype == np.float32
+    assert not hyper[~volume.mask].any() and not dark[~volume.mask].any()
+    np.testing.assert_allclose(dark[volume.mask], 1 - hyper[volume.mask], atol=1e-6)
+    # a plain array: its non-zero voxels are the brain
+    array_map = fitted.anomaly_map(volume.image)
+    np.testing.assert_array_equal(array_map[volume.image == 0], 0)
+    np.testing.assert_allclose(array_map[volume.image > 0], hyper[volume.image > 0])
+
+
+def test_bright_voxels_score_higher_on_t2(fitted, volumes):
+    volume = volumes[0]
+    image = volume.image.copy()
+    bright = volume.mask & (image > 0.2) & (image < 0.4)
+    image[bright] = 0.98
+    scores = fitted.anomaly_map(image)
+    assert scores[bright].mean() > 0.95 > np.median(scores[volume.mask & ~bright])
+
+
+def test_validation_loss_is_wasserstein_distance_to_uniform(fitted, volumes):
+    slices = torch.from_numpy(volumes[0].image[:, :, 20:30]).permute(2, 0, 1)[:, None]
+    loss = fitted.training_loss(slices)
+    equalised = fitted.equalise(slices[slices > 0]).numpy()
+    reference = wasserstein_distance(equalised, (np.arange(20000) + 0.5) / 20000)
+    assert loss.ndim == 0 and abs(loss.item() - reference) < 1e-3
+    assert loss.item() < 0.15  # healthy slices are close to the fitted distribution
+    assert fitted.training_loss(torch.zeros(2, 1, 8, 8)).item() == 0.0  # no brain voxel
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="polarity"):
+        IntensityThreshold("bright")
+    with pytest.raises(ValueError, match="bins"):
+        IntensityThreshold("hyper", bins=1)
+    method = IntensityThreshold("hyper")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        method.anomaly_map(np.zeros((4, 4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="at least one volume"):
+        method.fit([])
+    with pytest.raises(ValueError, match="3-D"):
+        method.anomaly_map(np.zeros((4, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize(("modality", "polarity"), [("t2", "hyper"), ("t1", "hypo")])
+def test_polarity_follows_the_modality(modality, polarity):
+    method = build_detector(parse_config({"method": "thresh", "data": {"modality": modality}}))
+    assert isinstance(method, IntensityThreshold) and method.polarity == polarity
+    forced = build_detector(parse_config({"method": "thresh", "data": {"modality": modality},
+                                          "thresh": {"polarity": "hyper"}}))
+    assert forced.polarity == "hyper"
+
+
+def test_train_fits_and_load_run_round_trip(tiny_cohort, tmp_path, fitted):
+    config = load_config(CONFIGS / "tiny" / "thresh.yaml", [f"data.root={tiny_cohort}", "thresh.bins=4096"])
+    summary = train_run(config, tmp_path / "thresh", progress=False)
+    run_dir = tmp_path / "thresh"
+    assert sorted(path.name for path in run_dir.iterdir()) == ["config.yaml", "model.safetensors", "training.json"]
+    record = json.loads((run_dir / "training.json").read_text())
+    assert record["method"] == "thresh" and record["steps"] == 0 and 0 <= record["best_val_loss"] < 0.2
+    assert summary.best_val_loss == record["best_val_loss"]
+    loaded_config, method = load_run(run_dir)
+    assert loaded_config.method == "thresh" and isinstance(method, IntensityThreshold) and method.fitted
+    torch.testing.assert_close(method.cdf, fitted.cdf)  # fitted on the same training volumes
