@@ -177,21 +177,35 @@ def synthesize_cohort(out: str | Path, *, size: SizeName = "small", seed: int = 
                          time.perf_counter() - started, preview)
 
 
-def _prepare(root: Path) -> None:
-    """Make ``root`` ready: create it, or clear an earlier synthetic cohort from it."""
+def clear_generated(root: Path, marker: str, replaced: tuple[str, ...], what: str) -> None:
+    """Make ``root`` ready for generated data: create it, or remove the entries ``replaced`` of an
+    earlier run of ``brainuad synth`` (recognised by its ``marker`` file). Any other non-empty folder is
+    refused, so nothing a user wrote is ever deleted.
+
+    Args:
+        root: the output folder.
+        marker: the name of the file an earlier run left directly under ``root``.
+        replaced: names directly under ``root`` that an earlier run wrote (the marker included).
+        what: what is written there, for messages ("synthetic cohort", "raw synthetic scans").
+    """
     if root.exists() and not root.is_dir():
-        raise InputError(root, "exists and is not a folder", "give a folder to write the cohort into")
+        raise InputError(root, "exists and is not a folder", f"give a folder to write the {what} into")
     if root.is_dir() and any(root.iterdir()):
-        if not (root / MARKER).is_file():
-            raise InputError(root, "is not empty and holds no synthetic cohort",
-                             "choose a new or empty folder; only a cohort brainuad synth wrote is replaced")
-        for name in _REPLACED:
+        if not (root / marker).is_file():
+            raise InputError(root, f"is not empty and holds no {what}",
+                             f"choose a new or empty folder; only {what} brainuad synth wrote are replaced")
+        for name in replaced:
             path = root / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
     root.mkdir(parents=True, exist_ok=True)
+
+
+def _prepare(root: Path) -> None:
+    """Make ``root`` ready: create it, or clear an earlier synthetic cohort from it."""
+    clear_generated(root, MARKER, _REPLACED, "synthetic cohort")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,11 +45,10 @@ from threadpoolctl import threadpool_limits
 from brainuad import __version__
 from brainuad.data.io import write_image
 from brainuad.data.layout import DATASETS
-from brainuad.data.synth.cohort import SIZES, SizeName, cohort_subject
+from brainuad.data.synth.cohort import SIZES, SizeName, clear_generated, cohort_subject
 from brainuad.data.synth.fields import smooth_noise
 from brainuad.data.synth.subjects import SyntheticSubject
 from brainuad.data.synth.template import reference_anatomy
-from brainuad.errors import InputError
 
 MARKER = "synthetic-raw.json"
 _SHELL_GRID_MM = 2  # the distance to the brain is computed on a 2 mm grid
@@ -516,7 +514,7 @@ def synthesize_raw(out: str | Path, *, size: SizeName = "small", seed: int = 0, 
         raise ValueError(f"coarsen must be >= 1, got {coarsen!r}")
     started = time.perf_counter()
     root = Path(out)
-    _clear(root)
+    clear_generated(root, MARKER, (*DOWNLOAD_FOLDERS.values(), MARKER), "raw synthetic scans")
     (root / MARKER).write_text(json.dumps({"generator": "brainuad synth --raw", "version": __version__,
                                            "size": size, "seed": int(seed), "limit": limit,
                                            "coarsen": float(coarsen)}, indent=2) + "\n")
@@ -529,20 +527,6 @@ def synthesize_raw(out: str | Path, *, size: SizeName = "small", seed: int = 0, 
     return RawSummary(root, counts, time.perf_counter() - started)
 
 
-def _clear(root: Path) -> None:
-    if root.exists() and not root.is_dir():
-        raise InputError(root, "exists and is not a folder", "give a folder to write the raw scans into")
-    if root.is_dir() and any(root.iterdir()):
-        if not (root / MARKER).is_file():
-            raise InputError(root, "is not empty and holds no raw synthetic scans",
-                             "choose a new or empty folder; only scans brainuad synth --raw wrote are replaced")
-        for name in (*DOWNLOAD_FOLDERS.values(), MARKER):
-            path = root / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    root.mkdir(parents=True, exist_ok=True)
 
 
 def _run(tasks: list[_RawTask], workers: int, progress: bool) -> list[tuple[str, int, float]]:
