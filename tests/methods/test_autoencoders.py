@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 from torch.distributions import Normal, kl_divergence
 
 from brainuad.checkpoint import load_run
-from brainuad.config import load_config
+from brainuad.config import load_config, parse_config
 from brainuad.methods.autoencoders import Autoencoder, DeterministicLatent, GaussianLatent, gaussian_kl
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 from brainuad.train import train_run
@@ -120,3 +120,8 @@ def test_train_run_then_load_run(method_name, tiny_cohort, tmp_path_factory):
     assert set(saved) == set(state) and all(torch.equal(saved[key], state[key]) for key in saved)
     volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
     assert method.reconstruct(volume).shape == (96, 96, 50)
+
+
+def test_paper_values_are_the_defaults():
+    assert parse_config({"method": "vae"}).vae.beta == 0.001
+    assert parse_config({"method": "svae", "data": {"augment": False}}).vae.beta == 0.001

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from brainuad.checkpoint import load_run
-from brainuad.config import load_config
+from brainuad.config import load_config, parse_config
+from brainuad.errors import ConfigError
 from brainuad.methods.fanogan import FAnoGAN
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 from brainuad.nn.discriminators import Critic
@@ -136,3 +137,12 @@ def test_train_run_then_load_run(tiny_cohort, tmp_path):
     assert set(saved) == set(state) and all(torch.equal(saved[key], state[key]) for key in saved)
     volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
     assert method.reconstruct(volume).shape == (96, 96, 50)
+
+
+def test_paper_values_are_the_defaults():
+    config = parse_config({"method": "fanogan"})
+    assert config.model.latent_dim == 128 and config.train.lr == 1e-4
+    assert config.fanogan.n_critic == 5 and config.fanogan.gradient_penalty == 10.0
+    assert config.train.max_epochs > config.fanogan.gan_epochs
+    with pytest.raises(ConfigError, match="must exceed fanogan.gan_epochs"):
+        parse_config({"method": "fanogan", "train": {"max_epochs": 10}, "fanogan": {"gan_epochs": 10}})

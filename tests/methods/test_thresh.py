@@ -6,14 +6,16 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 from skimage.exposure import equalize_hist
+from typer.testing import CliRunner
 
 from brainuad.checkpoint import load_run
-from brainuad.config import load_config, parse_config
+from brainuad.cli import app
+from brainuad.config import parse_config
 from brainuad.data.cache import GridCache
 from brainuad.data.layout import split_subjects
+from brainuad.evaluate.protocol import evaluate_runs
 from brainuad.methods.registry import build_detector
 from brainuad.methods.thresh import IntensityThreshold
-from brainuad.train import train_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -107,14 +109,28 @@ def test_polarity_follows_the_modality(modality, polarity):
     assert forced.polarity == "hyper"
 
 
-def test_train_fits_and_load_run_round_trip(tiny_cohort, tmp_path, fitted):
-    config = load_config(CONFIGS / "tiny" / "thresh.yaml", [f"data.root={tiny_cohort}", "thresh.bins=4096"])
-    summary = train_run(config, tmp_path / "thresh", progress=False)
-    run_dir = tmp_path / "thresh"
-    assert sorted(path.name for path in run_dir.iterdir()) == ["config.yaml", "model.safetensors", "training.json"]
-    record = json.loads((run_dir / "training.json").read_text())
+@pytest.fixture(scope="module")
+def thresh_run(tiny_cohort, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "thresh"
+    result = CliRunner().invoke(app, ["train", str(CONFIGS / "tiny" / "thresh.yaml"), "thresh.bins=4096",
+                                      "--data", str(tiny_cohort), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def test_brainuad_train_fits_and_load_run_round_trip(thresh_run, fitted):
+    assert sorted(path.name for path in thresh_run.iterdir()) == ["config.yaml", "model.safetensors", "training.json"]
+    record = json.loads((thresh_run / "training.json").read_text())
     assert record["method"] == "thresh" and record["steps"] == 0 and 0 <= record["best_val_loss"] < 0.2
-    assert summary.best_val_loss == record["best_val_loss"]
-    loaded_config, method = load_run(run_dir)
-    assert loaded_config.method == "thresh" and isinstance(method, IntensityThreshold) and method.fitted
+    config, method = load_run(thresh_run)
+    assert config.method == "thresh" and isinstance(method, IntensityThreshold) and method.fitted
     torch.testing.assert_close(method.cdf, fitted.cdf)  # fitted on the same training volumes
+
+
+def test_evaluate_scores_the_map_directly(thresh_run, tiny_cohort, tmp_path):
+    summary = evaluate_runs([thresh_run], tiny_cohort, tmp_path / "evaluation", sets=["brats21"], ablation=False)
+    run = summary.runs[0]
+    assert run.method == "thresh" and run.healthy is None  # no reconstruction: no Table 2
+    result = run.sets[0]
+    assert result.dataset == "brats21" and result.pooled_average_precision > 0.05  # tumours are bright on T2
+    assert (tmp_path / "evaluation" / "tables" / "table3-val-dice.md").is_file()
