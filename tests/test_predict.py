@@ -314,3 +314,94 @@ def test_unusable_scans_name_their_file(tmp_path):
     assert [str(outcome) for _, outcome in results] == [f"{tmp_path / 'missing.nii.gz'}: file not found",
                                                         f"{tmp_path / 'empty.nii.gz'}: has no nonzero voxel "
                                                         "(is the file empty?)"]
+
+
+# --------------------------------------------------------------------------------------------
+# Raw scans (--raw)
+# --------------------------------------------------------------------------------------------
+
+
+def fast_raw_pipeline(atlas, skull_strip):
+    """The paper's steps at 1 mm with a coarse registration and a short N4: seconds instead of a
+    minute (the pipeline's own tests cover the full settings)."""
+    from brainuad.preprocess.bias import N4Correction
+    from brainuad.preprocess.pipeline import Pipeline
+    from brainuad.preprocess.register import AtlasRegistration, RegistrationSettings
+    from brainuad.preprocess.skullstrip import skull_stripper
+
+    return Pipeline(registration=AtlasRegistration(atlas, RegistrationSettings(working_spacing_mm=3.0)),
+                    skull_strip=skull_stripper(skull_strip), bias=N4Correction(levels=1, iterations=5, shrink=2))
+
+
+@pytest.fixture(scope="module")
+def raw_tumour_scan(tmp_path_factory):
+    """The tiny cohort's largest tumour (BraTS-SYN-0004) as a raw clinical scan: skull, 1 x 1 x 5 mm
+    axial voxels, a random rigid pose, an oblique affine, a bias field."""
+    from brainuad.data.synth.raw import PROFILES, raw_subject
+
+    raw = raw_subject("brats21", 3, seed=0, profile=PROFILES["mslub"])
+    scan = raw.scans["t2"]
+    path = write_image(tmp_path_factory.mktemp("raw-scan") / "clinical_t2.nii.gz", scan.image, scan.affine)
+    return path, raw
+
+
+def test_raw_scans_are_preprocessed_and_mapped_back_onto_their_grid(trained_ddpm_run, raw_tumour_scan, tmp_path,
+                                                                    monkeypatch):
+    import brainuad.preprocess.prepare as preparation
+    from brainuad.preprocess.register import MNI152_NAME
+
+    path, raw = raw_tumour_scan
+    chosen = {}
+
+    def pipeline(dataset_id=None, *, atlas=None, skull_strip=None):
+        chosen.update(dataset=dataset_id, atlas=atlas.name, skull_strip=skull_strip)
+        return fast_raw_pipeline(atlas, skull_strip)
+
+    monkeypatch.setattr(preparation, "default_pipeline", pipeline)
+    result, output = run_command(trained_ddpm_run, path, "--out", tmp_path, "--threshold", THRESHOLD, "--raw")
+    assert result.exit_code == 0, output
+    assert chosen == {"dataset": None, "atlas": MNI152_NAME, "skull_strip": "deepbet"}
+    assert "registered to MNI152" in output and "maps carried back to the raw scan's grid" in output
+
+    image = nib.load(path)
+    assert image.header.get_zooms() == pytest.approx((1.0, 1.0, 5.0), abs=1e-4)
+    maps = {}
+    for name in ("anomaly", "mask", "reconstruction"):
+        written = nib.load(tmp_path / f"clinical_t2_{name}.nii.gz")
+        assert written.shape == image.shape
+        np.testing.assert_allclose(written.affine, image.affine, atol=1e-5)
+        maps[name] = np.asarray(written.dataobj)
+    assert set(np.unique(maps["mask"])) <= {0, 1}
+    # the maps lie on the raw head, in the raw scan's own voxels (the brain and tumour truths are
+    # drawn on the raw grid): scored voxels are mostly brain (deepbet keeps some skull on 5 mm
+    # slices) and cover the part of it in the model's 100 mm axial slab; the tumour stands out
+    lesion, brain = raw.lesion, raw.brain
+    scored = maps["anomaly"] > 0
+    assert (scored & brain).sum() >= 0.85 * scored.sum() and (scored & brain).sum() >= 0.4 * brain.sum()
+    inside, rest = maps["anomaly"][lesion].mean(), maps["anomaly"][brain & ~lesion].mean()
+    assert inside >= 1.5 * rest, (inside, rest)
+    assert (tmp_path / "clinical_t2_overview.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("arguments, message", [(["--atlas", "atlas.nii.gz"], "add --raw"),
+                                                (["--raw", "--skull-strip", "bet"], "got 'bet'"),
+                                                (["--raw", "--atlas-mask", "mask.nii.gz"], "--atlas-mask needs --atlas")])
+def test_raw_options_are_checked(run_copy, tmp_path, arguments, message):
+    result, output = run_command(run_copy, tmp_path, "--out", tmp_path / "out", "--threshold", 0.1, *arguments)
+    assert result.exit_code == 2 and message in output
+
+
+def test_the_training_space_is_read_from_the_run_data(run_copy, tmp_path):
+    from brainuad.config import load_config
+    from brainuad.predict import training_atlas
+
+    atlas, where = training_atlas(run_copy)
+    assert atlas.name.startswith("MNI152") and "synthetic cohort" in where
+    root = load_config(run_copy / "config.yaml").data.root
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "space.json").write_text(json.dumps({"atlas": None, "spacing_mm": 1.0, "shape": [192, 192, 160]}))
+    config = (run_copy / "config.yaml").read_text().replace(str(root), str(data))
+    (run_copy / "config.yaml").write_text(config)
+    with pytest.raises(InputError, match="prepared without registration"):
+        training_atlas(run_copy)

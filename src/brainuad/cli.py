@@ -218,8 +218,20 @@ def predict(
     device: str = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ..."),
     orientation: str = typer.Option("RAS", "--orientation", help="Axis order of the training data; scans are "
                                                                  "reoriented to it (flips/permutations only)."),
+    raw: bool = typer.Option(False, "--raw", help="The inputs are raw scans: preprocess each first (1 mm, affine "
+                                                  "registration to the training data's atlas, skull stripping, N4) "
+                                                  "and map the results back onto the raw scan's grid."),
+    atlas: Optional[Path] = typer.Option(None, "--atlas", help="With --raw: the template the training data were "
+                                                                "registered to (default: the atlas in the run's data "
+                                                                "directory's space.json, else MNI152)."),
+    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help="With --raw: the template's brain mask "
+                                                                         "(default: its non-zero voxels)."),
+    skull_strip: str = typer.Option("deepbet", "--skull-strip", help="With --raw: deepbet, none (already stripped), "
+                                                                     "atlas-mask or hd-bet (your own install); a "
+                                                                     "--mask or a mask beside the scan replaces it."),
 ) -> None:
-    """Anomaly maps of preprocessed scans, written in each scan's own geometry (shape and affine).
+    """Anomaly maps of preprocessed (or, with --raw, raw) scans, written in each scan's own geometry (shape and
+    affine).
 
     Without --threshold or --threshold-from: the validation threshold 'brainuad evaluate' stored in the run.
 
@@ -228,7 +240,10 @@ def predict(
     Exit code 0 when every scan was predicted, 1 when any failed (each is reported), 2 for a usage error.
     """
     from brainuad.data.layout import LESION_SETS
-    from brainuad.predict import check_orientation, discover_inputs, load_detector, write_prediction
+    from brainuad.predict import check_orientation, discover_inputs, load_detector, training_atlas, write_prediction
+    from brainuad.preprocess.prepare import default_pipeline
+    from brainuad.preprocess.register import Atlas
+    from brainuad.preprocess.skullstrip import SKULL_STRIPPERS
 
     if threshold is not None and (threshold_from is not None or dataset is not None):
         raise typer.BadParameter("give either a value, or --threshold-from/--set, not both", param_hint="--threshold")
@@ -241,11 +256,27 @@ def predict(
         check_orientation(orientation)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--orientation") from None
+    if not raw and (atlas is not None or atlas_mask is not None):
+        raise typer.BadParameter("only raw scans are registered: add --raw", param_hint="--atlas")
+    if atlas_mask is not None and atlas is None:
+        raise typer.BadParameter("--atlas-mask needs --atlas", param_hint="--atlas-mask")
+    if skull_strip not in SKULL_STRIPPERS:
+        raise typer.BadParameter(f"choose one of {', '.join(SKULL_STRIPPERS)}, got {skull_strip!r}",
+                                 param_hint="--skull-strip")
     with user_errors():
         discovery = discover_inputs(inputs)
+        preprocessing = None
+        if raw:
+            template, space = (Atlas.from_path(atlas, atlas_mask), f"--atlas {atlas}") if atlas is not None \
+                else training_atlas(run)
+            template.load()  # a bad atlas file is reported now, not once per scan
+            preprocessing = default_pipeline(atlas=template, skull_strip=skull_strip)
         detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
-                                 device=device, orientation=orientation)
+                                 device=device, orientation=orientation, preprocessing=preprocessing)
     console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
+    if raw:
+        console.print(f"raw scans: registered to {template.name} ({space}), skull strip {skull_strip}",
+                      highlight=False)
     if discovery.ignored:
         console.print(f"skipped {len(discovery.ignored)} mask, segmentation or output file(s) in the given folders")
     failures = list(discovery.problems)

@@ -19,6 +19,11 @@ trained in, skull stripped. For each scan a :class:`Detector`
    one; 0 outside the model's box; original axis order), so every output has the scan's shape and
    affine and overlays it in a viewer.
 
+Raw scans (``--raw``; a :class:`Detector` given a ``preprocessing`` pipeline) go through the
+preprocessing pipeline first (:class:`~brainuad.preprocess.pipeline.Pipeline`: 1 mm, registration to
+the training data's atlas, skull stripping, N4, 192 x 192 x 160), and step 5 continues through the
+pipeline's saved transforms back onto the raw scan's own voxel grid (:meth:`PreparedScan.to_input`).
+
 Many scans (:meth:`Detector.predict_files`) share one loaded model; the next scan is read and
 brought onto the grid in a background thread while the model reconstructs the current one.
 Reconstructions are seeded per scan, so a scan's maps do not depend on the other scans.
@@ -33,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
@@ -52,6 +58,10 @@ from brainuad.evaluate.protocol import (
     volume_scorer,
 )
 
+if TYPE_CHECKING:
+    from brainuad.preprocess.pipeline import Pipeline, PreprocessedScan
+    from brainuad.preprocess.register import Atlas
+
 __all__ = [
     "Detector",
     "GridMaps",
@@ -70,6 +80,7 @@ __all__ = [
     "load_detector",
     "load_scan",
     "resolve_threshold",
+    "training_atlas",
     "write_overview",
     "write_prediction",
 ]
@@ -373,11 +384,14 @@ class PreparedScan:
         name: the scan's name (its file name without suffix) used for the outputs.
         source: the scan's file, or None for an in-memory volume.
         grid: the model-grid volume (96, 96, 50), in the training axis order.
-        reorientation: from the scan's voxel order to the training axis order and back.
-        brain_mask: (I, J, K) bool brain mask used, in the scan's own voxel grid.
+        reorientation: from the preprocessed scan's voxel order to the training axis order and back.
+        brain_mask: (I, J, K) bool brain mask used, on the scan's own voxel grid (the raw scan's for
+            a raw scan).
         mask_source: which brain mask was used, in words.
-        notes: facts about the prediction (field of view).
+        notes: facts about the prediction (field of view, preprocessing).
         warnings: what makes the prediction doubtful (voxel spacing, no brain mask found).
+        preprocessed: for a raw scan, the pipeline's output with its transforms back to the raw
+            scan; None for a scan taken as preprocessed.
     """
 
     name: str
@@ -388,11 +402,26 @@ class PreparedScan:
     mask_source: str
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
+    preprocessed: "PreprocessedScan | None" = None
+
+    @property
+    def affine(self) -> np.ndarray:
+        """(4, 4) voxel-to-world affine of the scan's own grid (the raw scan's for a raw scan)."""
+        if self.preprocessed is not None:
+            record = self.preprocessed.record
+            return record.records[record.reference].raw.affine
+        return self.reorientation.input_affine
 
     def to_input(self, grid_array: np.ndarray, *, label: bool) -> np.ndarray:
-        """A (96, 96, 50) model-grid map in the scan's own (I, J, K) voxel grid (see
-        :meth:`~brainuad.data.grid.GridTransform.to_input`)."""
-        return self.reorientation.revert(self.grid.to_input(grid_array, label=label))
+        """A (96, 96, 50) model-grid map on the scan's own (I, J, K) voxel grid (see
+        :meth:`~brainuad.data.grid.GridTransform.to_input`), through the preprocessing's inverse
+        transform for a raw scan (:meth:`~brainuad.preprocess.pipeline.PreprocessedScan.to_raw`:
+        linear, or nearest neighbour for a label map, which stays binary)."""
+        array = self.reorientation.revert(self.grid.to_input(grid_array, label=label))
+        if self.preprocessed is None:
+            return array
+        raw = self.preprocessed.to_raw(array.astype(np.float32), interpolation="nearest" if label else "linear")
+        return raw > 0.5 if label else raw
 
 
 @dataclass(frozen=True)
@@ -479,10 +508,14 @@ class Detector:
         orientation: the axis order of the training data (``"RAS"``: the data pipeline's and the
             synthetic cohort's); scans are reoriented to it before the model sees them.
         name: the detector's name in messages (usually the run directory's name).
+        preprocessing: a pipeline that brings raw scan files into the training data's space first
+            (its atlas must be the one the training data was registered to); None: files are taken
+            as preprocessed.
     """
 
     def __init__(self, method: AnomalyScorer, threshold: ThresholdChoice, *,
-                 orientation: str = TRAINING_ORIENTATION, name: str = "detector") -> None:
+                 orientation: str = TRAINING_ORIENTATION, name: str = "detector",
+                 preprocessing: "Pipeline | None" = None) -> None:
         if not isinstance(method, AnomalyScorer):
             raise ValueError(f"method must offer anomaly_map(volume), got {type(method).__name__}")
         if not isinstance(threshold, ThresholdChoice):
@@ -492,27 +525,36 @@ class Detector:
         self.threshold = threshold
         self.orientation = "".join(check_orientation(orientation))
         self.name = name
+        self.preprocessing = preprocessing
 
     def __repr__(self) -> str:
+        raw = "" if self.preprocessing is None else ", raw scans preprocessed"
         return (f"Detector({self.name!r}, {type(self.method).__name__}, threshold {self.threshold.value:.6g}: "
-                f"{self.threshold.origin})")
+                f"{self.threshold.origin}{raw})")
 
     def prepare(self, scan: ScanLike, mask: str | Path | None = None) -> PreparedScan:
         """Read a scan (if a path) and bring it onto the model grid (steps 1-3 of the module docstring).
 
         Args:
             scan: an image file, or a :class:`~brainuad.data.volume.Volume` (its own ``mask`` is
-                used when it has one).
-            mask: a brain-mask file for an image file (default: :func:`find_mask`).
+                used when it has one; always taken as preprocessed).
+            mask: a brain-mask file for an image file (default: :func:`find_mask`); for a raw scan
+                it lies on the raw scan and replaces skull stripping.
 
         Raises:
             ValueError: a ``mask`` given with a Volume.
             InputError: an unreadable or unusable scan or mask, naming the file.
+            SkullStripError: the skull stripper found no brain in a raw scan.
         """
+        preprocessed = None
         if isinstance(scan, Volume):
             if mask is not None:
                 raise ValueError(f"mask={mask!r} cannot be given with a Volume: set the Volume's mask instead")
             volume, mask_source = scan, "the Volume's own mask" if scan.mask is not None else "none given"
+        elif self.preprocessing is not None:
+            preprocessed, mask_source = self._preprocess(Path(scan), mask)
+            volume = Volume(preprocessed.image, preprocessed.grid.affine, mask=preprocessed.mask,
+                            name=preprocessed.record.subject, source=Path(scan))
         else:
             loaded = load_scan(scan, mask)
             volume, mask_source = loaded.volume, loaded.mask_source
@@ -541,8 +583,30 @@ class Detector:
         outside = 1.0 - inside / int(oriented.mask.sum())
         notes = [f"{outside:.0%} of the brain lies outside the model's centred "
                  f"{' x '.join(map(str, CROP_SHAPE))} mm box and scores 0"] if outside >= 0.005 else []
-        return PreparedScan(volume.name, volume.source, grid, reorientation, volume.mask, mask_source, tuple(notes),
-                            tuple(warnings))
+        brain_mask = volume.mask
+        if preprocessed is not None:
+            record = preprocessed.record
+            notes.append(f"preprocessed: {', '.join(record.steps)} (atlas {record.atlas or 'none'}, skull strip "
+                         f"{record.skull_strip}) in {sum(record.seconds.values()):.0f} s; maps carried back to the "
+                         "raw scan's grid")
+            brain_mask = preprocessed.to_raw(volume.mask.astype(np.float32), interpolation="nearest") > 0.5
+        return PreparedScan(volume.name, volume.source, grid, reorientation, brain_mask, mask_source, tuple(notes),
+                            tuple(warnings), preprocessed)
+
+    def _preprocess(self, path: Path, mask: str | Path | None) -> "tuple[PreprocessedScan, str]":
+        """Run the preprocessing pipeline on a raw scan file (and its brain mask, when one is given
+        or found beside it); returns the result and which brain mask was used, in words."""
+        from brainuad.preprocess.pipeline import ScanInputs
+
+        if mask is None:
+            mask = find_mask(path)
+            source = None if mask is None else f"found beside the scan: {mask}"
+        else:
+            source = f"given: {mask}"
+        inputs = ScanInputs(name=image_stem(path), modality="scan", image=path,
+                            mask=None if mask is None else Path(mask))
+        preprocessed = self.preprocessing.run(inputs)
+        return preprocessed, source or f"skull stripping ({preprocessed.record.skull_strip})"
 
     def predict_prepared(self, scan: PreparedScan) -> PredictionResult:
         """Score a prepared scan, threshold its map and carry the maps back (steps 4-5 of the module
@@ -554,7 +618,7 @@ class Detector:
         binary = postprocessing.apply_to_binary(anomaly > self.threshold.value)
         reconstruction = scored.reconstruction
         return PredictionResult(
-            name=scan.name, source=scan.source, affine=scan.reorientation.input_affine,
+            name=scan.name, source=scan.source, affine=scan.affine,
             anomaly_map=scan.to_input(anomaly, label=False), binary_mask=scan.to_input(binary, label=True),
             reconstruction=None if reconstruction is None else np.clip(scan.to_input(reconstruction, label=False),
                                                                        0.0, 1.0),
@@ -615,7 +679,7 @@ class Detector:
 
 def load_detector(run_dir: str | Path, *, threshold: float | None = None, threshold_from: str | Path | None = None,
                   dataset: str | None = None, device: str = "cpu",
-                  orientation: str = TRAINING_ORIENTATION) -> Detector:
+                  orientation: str = TRAINING_ORIENTATION, preprocessing: "Pipeline | None" = None) -> Detector:
     """A trained run, ready to predict on preprocessed scans.
 
     Args:
@@ -625,6 +689,7 @@ def load_detector(run_dir: str | Path, *, threshold: float | None = None, thresh
             first lesion set).
         device: where the model runs (``cpu``, ``cuda``, ``cuda:1``, ...).
         orientation: the training data's axis order (see :class:`Detector`).
+        preprocessing: the pipeline for raw scans (see :class:`Detector`; :func:`~brainuad.preprocess.prepare.default_pipeline`).
 
     Raises:
         InputError: an unusable run directory, or no threshold to use (see :func:`resolve_threshold`).
@@ -640,7 +705,35 @@ def load_detector(run_dir: str | Path, *, threshold: float | None = None, thresh
 
     _, method = load_run(run_dir, device)
     choice = resolve_threshold(run_dir, threshold=threshold, threshold_from=threshold_from, dataset=dataset)
-    return Detector(method, choice, orientation=orientation, name=Path(run_dir).name)
+    return Detector(method, choice, orientation=orientation, name=Path(run_dir).name, preprocessing=preprocessing)
+
+
+def training_atlas(run_dir: str | Path) -> "tuple[Atlas, str]":
+    """The atlas the run's training data were registered to, and where that was read, in words.
+
+    The run's data directory (``data.root`` in its ``config.yaml``) records its space in
+    ``space.json`` when ``brainuad prepare`` made it; otherwise the data are taken to lie in MNI152
+    (nilearn's bundled template), the space of the synthetic cohort and ``prepare``'s default.
+
+    Raises:
+        InputError: the data directory was prepared without registration (raw scans cannot be
+            brought into its space), or its atlas file is gone or changed.
+        ConfigError: the run has no readable ``config.yaml``.
+    """
+    from brainuad.checkpoint import CONFIG_FILE
+    from brainuad.config import load_config
+    from brainuad.preprocess.prepare import SPACE_FILE, space_atlas
+    from brainuad.preprocess.register import Atlas
+
+    root = load_config(Path(run_dir) / CONFIG_FILE).data.root
+    if root is not None and (Path(root) / SPACE_FILE).is_file():
+        atlas = space_atlas(root)
+        if atlas is None:
+            raise InputError(Path(root) / SPACE_FILE, "the training data were prepared without registration, so raw "
+                                                      "scans cannot be brought into their space",
+                             "give the atlas the data lie in with --atlas")
+        return atlas, f"the training data's space ({Path(root) / SPACE_FILE})"
+    return Atlas.mni152(), "MNI152 (the synthetic cohort's space and brainuad prepare's default)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ import typer
 
 __all__ = ["prepare"]
 
-_SKULL_STRIPPERS = ("deepbet", "none", "atlas-mask", "hd-bet")
-
 
 def prepare(
     dataset: str = typer.Argument(..., help="The data set: ixi, brats21, mslub, atlas or wmh."),
@@ -43,13 +41,14 @@ def prepare(
     from brainuad.data.layout import DATASETS
     from brainuad.preprocess.prepare import default_pipeline, prepare_dataset
     from brainuad.preprocess.register import Atlas
+    from brainuad.preprocess.skullstrip import SKULL_STRIPPERS
 
     dataset = dataset.lower()
     if dataset not in DATASETS:
         raise typer.BadParameter(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}",
                                  param_hint="DATASET")
-    if skull_strip is not None and skull_strip not in _SKULL_STRIPPERS:
-        raise typer.BadParameter(f"choose one of {', '.join(_SKULL_STRIPPERS)}, got {skull_strip!r}",
+    if skull_strip is not None and skull_strip not in SKULL_STRIPPERS:
+        raise typer.BadParameter(f"choose one of {', '.join(SKULL_STRIPPERS)}, got {skull_strip!r}",
                                  param_hint="--skull-strip")
     if atlas_mask is not None and atlas is None:
         raise typer.BadParameter("--atlas-mask needs --atlas", param_hint="--atlas-mask")

@@ -45,11 +45,14 @@ SPLIT_SEED = 20230101
 _IXI_TOTAL = 560  # the paper's IXI subjects: 358 train + 44 validation per fold, 158 test
 
 
-def default_pipeline(dataset_id: str, *, atlas: Atlas | None = None, skull_strip: str | None = None) -> Pipeline:
-    """The paper's pipeline for ``dataset_id``: 1 mm, registration to ``atlas`` (default MNI152),
-    the skull stripper its data need (or ``skull_strip``: deepbet, none, atlas-mask, hd-bet), brain
+def default_pipeline(dataset_id: str | None = None, *, atlas: Atlas | None = None,
+                     skull_strip: str | None = None) -> Pipeline:
+    """The paper's pipeline for ``dataset_id`` (None: a scan of no known data set, e.g. a clinical scan
+    for ``predict --raw``): 1 mm, registration to ``atlas`` (default MNI152), the skull stripper its
+    data need (or ``skull_strip``: deepbet, none, atlas-mask, hd-bet; deepbet for no data set), brain
     crop, N4 (4 x 200, 5e-4), 192 x 192 x 160."""
-    stripper = skull_stripper(skull_strip or recipe(dataset_id).skull_strip)
+    default_stripper = "deepbet" if dataset_id is None else recipe(dataset_id).skull_strip
+    stripper = skull_stripper(skull_strip or default_stripper)
     return Pipeline(registration=AtlasRegistration(atlas or Atlas.mni152()), skull_strip=stripper)
 
 
