@@ -396,7 +396,7 @@ def test_the_training_space_is_read_from_the_run_data(run_copy, tmp_path):
     from brainuad.predict import training_atlas
 
     atlas, where = training_atlas(run_copy)
-    assert atlas.name.startswith("MNI152") and "synthetic cohort" in where
+    assert atlas.name.startswith("MNI152") and "no space.json" in where
     root = load_config(run_copy / "config.yaml").data.root
     data = tmp_path / "data"
     data.mkdir()

@@ -275,7 +275,7 @@ def predict(
                                  device=device, orientation=orientation, preprocessing=preprocessing)
     console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
     if raw:
-        console.print(f"raw scans: registered to {template.name} ({space}), skull strip {skull_strip}",
+        console.print(f"raw scans: registered to {template.name} ({space}); skull strip {skull_strip}",
                       highlight=False)
     if discovery.ignored:
         console.print(f"skipped {len(discovery.ignored)} mask, segmentation or output file(s) in the given folders")

@@ -733,7 +733,8 @@ def training_atlas(run_dir: str | Path) -> "tuple[Atlas, str]":
                                                       "scans cannot be brought into their space",
                              "give the atlas the data lie in with --atlas")
         return atlas, f"the training data's space ({Path(root) / SPACE_FILE})"
-    return Atlas.mni152(), "MNI152 (the synthetic cohort's space and brainuad prepare's default)"
+    return Atlas.mni152(), ("no space.json in the run's data directory: taken as MNI152, the synthetic cohort's "
+                            "space and brainuad prepare's default")
 
 
 # --------------------------------------------------------------------------------------------
