@@ -102,7 +102,7 @@ def validate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for the demo's data, runs and evaluation."),
-    minutes: float = typer.Option(6.0, min=0.1, help="Training budget per diffusion model, in minutes."),
+    minutes: float = typer.Option(4.0, min=0.1, help="Training budget per diffusion model, in minutes."),
     size: str = typer.Option("small", help="Synthetic cohort size: tiny, small or medium."),
     seed: int = typer.Option(0, help="Seed of the synthetic cohort and of training."),
 ) -> None:

@@ -28,6 +28,12 @@ from brainuad.train import SUMMARY_FILE, train_run
 
 DEMO_METHODS = ("cddpm", "ddpm", "thresh")
 DEMO_SETS = ("brats21", "mslub")
+DEMO_MINUTES = 4.0
+"""Default training budget per diffusion model: the whole ``make demo`` (install included) then
+takes about 17 minutes on a 2-core CPU (docs/performance.md)."""
+VALIDATE_EVERY_N_EPOCHS = 10
+"""An epoch of the small cohort is 3 steps (one random slice of each of 40 volumes, batch 16):
+validating every 10th epoch leaves more of the budget to training."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def _rows(summary: EvaluationSummary) -> tuple[DemoRow, ...]:
     return tuple(rows)
 
 
-def run_demo(out: str | Path, *, minutes: float = 6.0, size: str = "small", seed: int = 0,
+def run_demo(out: str | Path, *, minutes: float = DEMO_MINUTES, size: str = "small", seed: int = 0,
              say: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the whole demo into ``out`` (see the module docstring).
 
@@ -108,7 +114,8 @@ def run_demo(out: str | Path, *, minutes: float = 6.0, size: str = "small", seed
         if (run_dir / SUMMARY_FILE).is_file():
             say(f"[2/4] {method}: finished run found in {run_dir}")
             continue
-        budget = [f"train.max_minutes={minutes}", "train.max_epochs=100000"] if method != "thresh" else []
+        budget = [f"train.max_minutes={minutes}", "train.max_epochs=100000",
+                  f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if method != "thresh" else []
         config = load_config(packaged_config(f"tiny/{method}"),
                              [f"data.root={data}", "data.modality=t2", "data.fold=0", f"train.seed={seed}", *budget])
         say(f"[2/4] training {method} into {run_dir}" + (f" ({minutes:g} min budget)" if budget else ""))
