@@ -13,7 +13,11 @@ resumes an interrupted training run from its last checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -80,6 +84,23 @@ def _rows(summary: EvaluationSummary) -> tuple[DemoRow, ...]:
     return tuple(rows)
 
 
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's start-up notes (accelerators found, a logging-service tip, the time limit
+    reached) and its warnings about epochs shorter than its logging interval: the demo says what it
+    trains and for how long itself. Its progress bars stay."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_demo(out: str | Path, *, minutes: float = DEMO_MINUTES, size: str = "small", seed: int = 0,
              say: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the whole demo into ``out`` (see the module docstring).
@@ -119,7 +140,8 @@ def run_demo(out: str | Path, *, minutes: float = DEMO_MINUTES, size: str = "sma
         config = load_config(packaged_config(f"tiny/{method}"),
                              [f"data.root={data}", "data.modality=t2", "data.fold=0", f"train.seed={seed}", *budget])
         say(f"[2/4] training {method} into {run_dir}" + (f" ({minutes:g} min budget)" if budget else ""))
-        summary = train_run(config, run_dir, progress=progress)
+        with _quiet_lightning():
+            summary = train_run(config, run_dir, progress=progress)
         if summary.psnr_noised_db is not None:
             say(f"      PSNR at t=500 on healthy validation slices: noised {summary.psnr_noised_db:.1f} dB -> "
                 f"reconstruction {summary.psnr_reconstruction_db:.1f} dB")
