@@ -405,3 +405,19 @@ def test_evaluate_stores_the_headline_thresholds_in_each_run(tiny_cohort, grid_c
         protocol.read_run_thresholds(run)
     protocol.write_run_thresholds(run, [mslub])  # an unreadable file is replaced
     assert protocol.read_run_thresholds(run) == (mslub,)
+
+
+def test_where_and_how_a_run_executed_does_not_split_folds():
+    """Runs that differ in execution settings only (data directory, batch sizes at test time,
+    memory format) are folds of one model; a model setting makes another model."""
+    from brainuad.config import load_config, packaged_config
+    from brainuad.evaluate.protocol import _model_settings
+
+    def settings(method, *overrides):
+        return _model_settings(load_config(packaged_config(f"tiny/{method}"), list(overrides)))
+
+    assert settings("ddpm", "data.fold=0") == settings("ddpm", "data.fold=3", "data.root=elsewhere",
+                                                       "diffusion.inference_batch_size=7", "train.channels_last=false")
+    assert settings("ae", "data.fold=0") == settings("ae", "data.fold=1", "model.inference_batch_size=3")
+    assert settings("dae") == settings("dae", "dae.inference_batch_size=5")
+    assert settings("ddpm") != settings("ddpm", "diffusion.t_test=250")

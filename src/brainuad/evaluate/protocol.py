@@ -132,7 +132,9 @@ FULL = "full"
 THRESHOLD_NAMES = ("val-dice", "val-dice-bisection", "healthy-fpr", "oracle")
 HEALTHY_FPR_RATES = (0.01, 0.05, 0.10)
 EXECUTION_KEYS = frozenset({"data.root", "data.num_workers", "data.cache_dir", "train.accelerator", "train.devices",
-                            "train.strategy", "train.log_every_n_steps", "diffusion.inference_batch_size"})
+                            "train.strategy", "train.log_every_n_steps", "train.channels_last",
+                            "diffusion.inference_batch_size", "model.inference_batch_size",
+                            "dae.inference_batch_size"})
 """Config values that say where and how a run was executed, not which model it is; ignored (with
 ``data.fold``) when runs are grouped into folds of one model."""
 REPORT_FILE = "report.html"
