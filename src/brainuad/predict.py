@@ -10,7 +10,7 @@ trained in, skull stripped. For each scan a :class:`Detector`
    last axis whatever order the file stores them in;
 3. brings it onto the model grid (:func:`~brainuad.data.grid.to_model_grid`: centred 192 x 192 x 100
    box, downsampled to 96 x 96 x 50, intensities normalised to [0, 1] inside the brain);
-4. scores it as the evaluation does (:func:`~brainuad.evaluate.protocol.volume_scorer`: the
+4. scores it as the evaluation does (:func:`~brainuad.evaluate.scoring.volume_scorer`: the
    residual ``R = |x - x_rec|`` of a reconstruction method, else the method's own anomaly map),
    post-processes the map (median filter, eroded brain mask), binarises ``R > threshold`` and
    removes small connected components -- with the post-processing the threshold was chosen with
@@ -48,15 +48,8 @@ from brainuad.data.io import IMAGE_SUFFIXES, image_stem, image_suffix, is_image_
 from brainuad.data.volume import Volume
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import (
-    RUN_THRESHOLDS_FILE,
-    AnomalyScorer,
-    Reconstructor,
-    RunThreshold,
-    read_run_thresholds,
-    summary_thresholds,
-    volume_scorer,
-)
+from brainuad.evaluate.protocol import RUN_THRESHOLDS_FILE, RunThreshold, read_run_thresholds, summary_thresholds
+from brainuad.evaluate.scoring import AnomalyScorer, Reconstructor, volume_scorer
 
 if TYPE_CHECKING:
     from brainuad.preprocess.pipeline import Pipeline, PreprocessedScan

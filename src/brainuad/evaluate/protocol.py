@@ -53,11 +53,10 @@ import json
 import math
 import os
 import tempfile
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 import torch
@@ -78,6 +77,14 @@ from brainuad.evaluate.reconstruction import (
     structural_similarity,
 )
 from brainuad.evaluate.report import render_report
+from brainuad.evaluate.scoring import (
+    AnomalyScorer,
+    NoiseLevelReconstructor,
+    ResidualScorer,
+    ScoredVolume,
+    VolumeScorer,
+    volume_scorer,
+)
 from brainuad.evaluate.statistics import MeanStd, mean_std
 from brainuad.evaluate.tables import CONVENTIONS, Table, build_tables
 from brainuad.evaluate.thresholds import (
@@ -91,7 +98,6 @@ from brainuad.evaluate.thresholds import (
 )
 
 __all__ = [
-    "AnomalyScorer",
     "EXECUTION_KEYS",
     "EvaluationFiles",
     "EvaluationSummary",
@@ -104,17 +110,14 @@ __all__ = [
     "LesionVolume",
     "PostProcessingVariant",
     "RUN_THRESHOLDS_FILE",
-    "Reconstructor",
     "RunResult",
     "RunThreshold",
-    "ScoredVolume",
     "Segmentation",
     "SetResult",
     "SweepPoint",
     "THRESHOLD_NAMES",
     "ThresholdRule",
     "ThresholdedScores",
-    "VolumeScorer",
     "evaluate_method",
     "evaluate_runs",
     "postprocessing_variants",
@@ -123,7 +126,6 @@ __all__ = [
     "summarise",
     "summary_thresholds",
     "threshold_rules",
-    "volume_scorer",
     "write_evaluation",
     "write_run_thresholds",
 ]
@@ -152,105 +154,6 @@ _Item = TypeVar("_Item")
 def _not_serialised() -> Any:
     """A dataclass field kept for the report but left out of summary.json (arrays, per-volume rows)."""
     return field(metadata={"json": False})
-
-
-# --------------------------------------------------------------------------------------------
-# What a method must offer
-# --------------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class AnomalyScorer(Protocol):
-    """Anything with ``anomaly_map(volume) -> (96, 96, 50)`` non-negative scores."""
-
-    def anomaly_map(self, volume: GridVolume) -> np.ndarray: ...
-
-
-@runtime_checkable
-class Reconstructor(Protocol):
-    """A method that reconstructs a pseudo-healthy volume: ``reconstruct(volume) -> (96, 96, 50)``."""
-
-    def reconstruct(self, volume: GridVolume) -> np.ndarray: ...
-
-
-@runtime_checkable
-class NoiseLevelReconstructor(Protocol):
-    """A diffusion method: ``reconstruct(volume, t_test=t)``; ``levels()`` its default test levels,
-    ``levels(t_test=t)`` the single level ``t`` (raising ValueError outside its schedule)."""
-
-    def reconstruct(self, volume: GridVolume, *, t_test: int | None = None) -> np.ndarray: ...
-
-    def levels(self, t_test: int | None = None) -> tuple[int, ...]: ...
-
-
-@dataclass(frozen=True)
-class ScoredVolume:
-    """One volume's anomaly map and, for reconstruction methods, its reconstruction.
-
-    Attributes:
-        anomaly_map: (X, Y, Z) float32 >= 0.
-        reconstruction: (X, Y, Z) float32 or None.
-    """
-
-    anomaly_map: np.ndarray
-    reconstruction: np.ndarray | None
-
-
-class VolumeScorer(ABC):
-    """Turns a model-grid volume into a :class:`ScoredVolume` (one model call per volume)."""
-
-    @abstractmethod
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        """The scored volume (arrays of the volume's shape)."""
-
-    def score(self, volume: GridVolume) -> ScoredVolume:
-        """Score ``volume`` without gradients and check the shapes."""
-        with torch.no_grad():
-            scored = self._score(volume)
-        for name, array in (("anomaly map", scored.anomaly_map), ("reconstruction", scored.reconstruction)):
-            if array is not None and array.shape != volume.image.shape:
-                raise ValueError(f"the method's {name} of {volume.name} has shape {array.shape}, "
-                                 f"expected {volume.image.shape}")
-        return scored
-
-
-class ResidualScorer(VolumeScorer):
-    """A reconstruction method: ``R = |x - x_rec|`` from one reconstruction.
-
-    Args:
-        method: offers ``reconstruct(volume)``.
-        t_test: a single diffusion noise level replacing the method's default levels (sweeps).
-    """
-
-    def __init__(self, method: Reconstructor, t_test: int | None = None) -> None:
-        if t_test is not None and not isinstance(method, NoiseLevelReconstructor):
-            raise ValueError(f"t_test={t_test!r} needs a diffusion method, got {type(method).__name__}")
-        self.method = method
-        self.t_test = t_test
-
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        if self.t_test is None:
-            reconstruction = self.method.reconstruct(volume)
-        else:
-            reconstruction = self.method.reconstruct(volume, t_test=self.t_test)
-        reconstruction = np.asarray(reconstruction, dtype=np.float32)
-        return ScoredVolume(np.abs(volume.image.astype(np.float32) - reconstruction), reconstruction)
-
-
-class MapScorer(VolumeScorer):
-    """A method without a reconstruction: its own ``anomaly_map`` (cast to float32)."""
-
-    def __init__(self, method: AnomalyScorer) -> None:
-        self.method = method
-
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        return ScoredVolume(np.asarray(self.method.anomaly_map(volume), dtype=np.float32), None)
-
-
-def volume_scorer(method: AnomalyScorer) -> VolumeScorer:
-    """How ``method`` scores a volume: the residual of its reconstruction when it has
-    ``reconstruct``, else its own ``anomaly_map`` (shared by the protocol and ``brainuad predict``)."""
-    return ResidualScorer(method) if isinstance(method, Reconstructor) else MapScorer(method)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,126 @@
+"""How a trained method scores a model-grid volume, shared by the evaluation protocol and
+``brainuad predict``.
+
+A method offers ``anomaly_map(volume)`` (:class:`AnomalyScorer`) and, when it reconstructs a
+pseudo-healthy volume, ``reconstruct(volume)`` (:class:`Reconstructor`; diffusion methods also take
+a noise level, :class:`NoiseLevelReconstructor`). :func:`volume_scorer` picks the score: the
+residual ``R = |x - x_rec|`` of a reconstruction, else the method's own map; every volume costs one
+model call.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from brainuad.data.grid import GridVolume
+
+__all__ = [
+    "AnomalyScorer",
+    "MapScorer",
+    "NoiseLevelReconstructor",
+    "Reconstructor",
+    "ResidualScorer",
+    "ScoredVolume",
+    "VolumeScorer",
+    "volume_scorer",
+]
+
+
+
+@runtime_checkable
+class AnomalyScorer(Protocol):
+    """Anything with ``anomaly_map(volume) -> (96, 96, 50)`` non-negative scores."""
+
+    def anomaly_map(self, volume: GridVolume) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Reconstructor(Protocol):
+    """A method that reconstructs a pseudo-healthy volume: ``reconstruct(volume) -> (96, 96, 50)``."""
+
+    def reconstruct(self, volume: GridVolume) -> np.ndarray: ...
+
+
+@runtime_checkable
+class NoiseLevelReconstructor(Protocol):
+    """A diffusion method: ``reconstruct(volume, t_test=t)``; ``levels()`` its default test levels,
+    ``levels(t_test=t)`` the single level ``t`` (raising ValueError outside its schedule)."""
+
+    def reconstruct(self, volume: GridVolume, *, t_test: int | None = None) -> np.ndarray: ...
+
+    def levels(self, t_test: int | None = None) -> tuple[int, ...]: ...
+
+
+@dataclass(frozen=True)
+class ScoredVolume:
+    """One volume's anomaly map and, for reconstruction methods, its reconstruction.
+
+    Attributes:
+        anomaly_map: (X, Y, Z) float32 >= 0.
+        reconstruction: (X, Y, Z) float32 or None.
+    """
+
+    anomaly_map: np.ndarray
+    reconstruction: np.ndarray | None
+
+
+class VolumeScorer(ABC):
+    """Turns a model-grid volume into a :class:`ScoredVolume` (one model call per volume)."""
+
+    @abstractmethod
+    def _score(self, volume: GridVolume) -> ScoredVolume:
+        """The scored volume (arrays of the volume's shape)."""
+
+    def score(self, volume: GridVolume) -> ScoredVolume:
+        """Score ``volume`` without gradients and check the shapes."""
+        with torch.no_grad():
+            scored = self._score(volume)
+        for name, array in (("anomaly map", scored.anomaly_map), ("reconstruction", scored.reconstruction)):
+            if array is not None and array.shape != volume.image.shape:
+                raise ValueError(f"the method's {name} of {volume.name} has shape {array.shape}, "
+                                 f"expected {volume.image.shape}")
+        return scored
+
+
+class ResidualScorer(VolumeScorer):
+    """A reconstruction method: ``R = |x - x_rec|`` from one reconstruction.
+
+    Args:
+        method: offers ``reconstruct(volume)``.
+        t_test: a single diffusion noise level replacing the method's default levels (sweeps).
+    """
+
+    def __init__(self, method: Reconstructor, t_test: int | None = None) -> None:
+        if t_test is not None and not isinstance(method, NoiseLevelReconstructor):
+            raise ValueError(f"t_test={t_test!r} needs a diffusion method, got {type(method).__name__}")
+        self.method = method
+        self.t_test = t_test
+
+    def _score(self, volume: GridVolume) -> ScoredVolume:
+        if self.t_test is None:
+            reconstruction = self.method.reconstruct(volume)
+        else:
+            reconstruction = self.method.reconstruct(volume, t_test=self.t_test)
+        reconstruction = np.asarray(reconstruction, dtype=np.float32)
+        return ScoredVolume(np.abs(volume.image.astype(np.float32) - reconstruction), reconstruction)
+
+
+class MapScorer(VolumeScorer):
+    """A method without a reconstruction: its own ``anomaly_map`` (cast to float32)."""
+
+    def __init__(self, method: AnomalyScorer) -> None:
+        self.method = method
+
+    def _score(self, volume: GridVolume) -> ScoredVolume:
+        return ScoredVolume(np.asarray(self.method.anomaly_map(volume), dtype=np.float32), None)
+
+
+def volume_scorer(method: AnomalyScorer) -> VolumeScorer:
+    """How ``method`` scores a volume: the residual of its reconstruction when it has
+    ``reconstruct``, else its own ``anomaly_map`` (shared by the protocol and ``brainuad predict``)."""
+    return ResidualScorer(method) if isinstance(method, Reconstructor) else MapScorer(method)
