@@ -46,6 +46,17 @@ def test_cache_loads_once_and_survives_runs(tiny_cohort, tmp_path):
     assert again.image.shape == (96, 96, 50)
 
 
+def test_a_cache_out_of_memory_keeps_only_disk_copies(tiny_cohort, tmp_path):
+    subject = split_subjects(tiny_cohort, "brats21", "val")[0]
+    cache = GridCache(tmp_path / "cache", in_memory=False)
+    first = cache.load(subject)
+    second = cache.load(subject)
+    assert second is not first and not cache._memory
+    np.testing.assert_array_equal(second.image, first.image)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert GridCache(in_memory=False).load(subject).image.shape == (96, 96, 50)  # neither memory nor disk
+
+
 def test_cache_notices_a_changed_file(tiny_cohort, tmp_path):
     import shutil
 

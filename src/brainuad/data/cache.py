@@ -30,13 +30,17 @@ class GridCache:
     Args:
         cache_dir: folder for ``.npz`` copies that survive the run (None: memory only).
         crop_shape, factor: the model-grid parameters (method.md §2 defaults).
+        in_memory: keep every loaded volume in memory (training reads its volumes every epoch);
+            False for one pass over many volumes (evaluation), where memory must stay flat and
+            only ``cache_dir`` keeps copies.
     """
 
     def __init__(self, cache_dir: str | Path | None = None, crop_shape: tuple[int, int, int] = CROP_SHAPE,
-                 factor: int = DOWNSAMPLE) -> None:
+                 factor: int = DOWNSAMPLE, *, in_memory: bool = True) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.crop_shape = tuple(crop_shape)
         self.factor = factor
+        self.in_memory = in_memory
         self._memory: dict[str, GridVolume] = {}
 
     def _key(self, subject: Subject) -> str:
@@ -67,7 +71,8 @@ class GridCache:
             grid = to_model_grid(volume, self.crop_shape, self.factor)
             if self.cache_dir:
                 self._write_disk(key, grid)
-        self._memory[key] = grid
+        if self.in_memory:
+            self._memory[key] = grid
         return grid
 
     def _read_disk(self, key: str, subject: Subject) -> GridVolume | None:

@@ -560,12 +560,6 @@ def _track(items: Sequence[_Item], description: str, enabled: bool) -> Iterator[
     yield from track(items, description=description, transient=True, console=Console(stderr=True))
 
 
-def _load(subject: Subject, cache_dir: Path | None) -> GridVolume:
-    """One subject on the model grid. A cache object per volume, so the in-memory copies of the
-    split's volumes are not kept (``cache_dir`` still keeps disk copies between runs)."""
-    return GridCache(cache_dir).load(subject)
-
-
 def _target(volume: GridVolume, subject: Subject) -> np.ndarray:
     if volume.seg is None:
         raise InputError(subject.image, f"subject {subject.name} of a lesion set has no segmentation",
@@ -589,7 +583,7 @@ class _Context:
     modality: str
     fold: int
     limit: int | None
-    cache_dir: Path | None
+    cache: GridCache
     progress: bool
     run: str
 
@@ -603,7 +597,7 @@ def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], c
     subjects = _subjects(context.data_root, "ixi", "val", context.modality, context.fold, context.limit)
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
     for subject in _track(subjects, context.bar("ixi", f"val fold {context.fold}", suffix), context.progress):
-        volume = _load(subject, context.cache_dir)
+        volume = context.cache.load(subject)
         scored = scorer.score(volume)
         for variant, pool in pools.items():
             pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), mask=volume.mask)
@@ -619,7 +613,7 @@ def _pool_lesion_val(scorer: VolumeScorer, dataset: str, variants: list[PostProc
     subjects = _subjects(context.data_root, dataset, "val", context.modality, None, context.limit)
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
     for subject in _track(subjects, context.bar(dataset, "val", suffix), context.progress):
-        volume = _load(subject, context.cache_dir)
+        volume = context.cache.load(subject)
         target = _target(volume, subject)
         scored = scorer.score(volume)
         for variant, pool in pools.items():
@@ -785,7 +779,7 @@ def _example_slices(scorer: VolumeScorer, subjects: list[Subject], volumes: Sequ
     for rank, names in roles.items():
         record, role = ranked[rank], "/".join(names)
         subject = by_name[record.name]
-        volume = _load(subject, context.cache_dir)
+        volume = context.cache.load(subject)
         target = _target(volume, subject)
         scored = scorer.score(volume)
         postprocessing = pair.variant.postprocessing
@@ -813,7 +807,7 @@ def _evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[_Pair, ...],
     subjects = _subjects(context.data_root, dataset, "test", context.modality, None, context.limit)
     split = _TestSplit(pairs, {pair: thresholds[pair] for pair in pairs if pair in thresholds}, len(subjects))
     for subject in _track(subjects, context.bar(dataset, "test", suffix), context.progress):
-        volume = _load(subject, context.cache_dir)
+        volume = context.cache.load(subject)
         split.add(volume, _target(volume, subject), scorer.score(volume))
     thresholds.update(split.finish_oracle(f"the {dataset} test split"))
     examples = _example_slices(scorer, subjects, split.volumes, pairs[0], thresholds[pairs[0]],
@@ -837,7 +831,7 @@ def _evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context:
     densities = _Densities()
     volumes = []
     for subject in _track(subjects, context.bar("ixi", "test"), context.progress):
-        volume = _load(subject, context.cache_dir)
+        volume = context.cache.load(subject)
         reconstruction = scorer.score(volume).reconstruction
         distance = None
         if lpips is not None:
@@ -931,8 +925,9 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
     rules = threshold_rules(thresholds)
     variants = postprocessing_variants(postprocessing, ablation)
     pairs = _pairs(rules, variants)
-    context = _Context(resolve_data_root(data_root), modality, fold, limit,
-                       None if cache_dir is None else Path(cache_dir), progress, name)
+    # volumes are read once per split: the cache keeps no copies in memory, so memory stays flat
+    context = _Context(resolve_data_root(data_root), modality, fold, limit, GridCache(cache_dir, in_memory=False),
+                       progress, name)
     scorer = volume_scorer(method)
     notes = []
     healthy_thresholds = _healthy_thresholds(scorer, pairs, context)
