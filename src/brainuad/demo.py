@@ -27,7 +27,8 @@ from brainuad.data.synth import synthesize_cohort
 from brainuad.data.synth.cohort import MARKER
 from brainuad.data.validate import validate_data_dir
 from brainuad.errors import BrainUADError
-from brainuad.evaluate.protocol import EvaluationSummary, evaluate_runs
+from brainuad.evaluate.protocol import evaluate_runs
+from brainuad.evaluate.results import EvaluationSummary
 from brainuad.train import SUMMARY_FILE, train_run
 
 DEMO_METHODS = ("cddpm", "ddpm", "thresh")

@@ -19,7 +19,6 @@ from brainuad.evaluate import protocol
 from brainuad.evaluate.command import evaluate, split_list
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.protocol import (
-    EvaluationSummary,
     evaluate_method,
     evaluate_runs,
     postprocessing_variants,
@@ -27,6 +26,7 @@ from brainuad.evaluate.protocol import (
     threshold_rules,
     write_evaluation,
 )
+from brainuad.evaluate.results import EvaluationSummary
 from brainuad.evaluate.tables import build_tables
 from brainuad.methods.registry import build_detector
 

@@ -12,7 +12,8 @@ from scipy import stats
 
 from brainuad.evaluate.metrics import ConfusionCounts
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import (
+from brainuad.evaluate.protocol import summarise
+from brainuad.evaluate.results import (
     ExampleSlice,
     HealthyResult,
     HealthyVolume,
@@ -23,7 +24,6 @@ from brainuad.evaluate.protocol import (
     SetResult,
     SweepPoint,
     ThresholdedScores,
-    summarise,
 )
 from brainuad.evaluate.reconstruction import LesionL1
 from brainuad.evaluate.statistics import mean_std

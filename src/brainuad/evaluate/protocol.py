@@ -54,9 +54,9 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -69,7 +69,6 @@ from brainuad.evaluate.histograms import compare_intensity_histograms
 from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
-    LesionL1,
     MedicalLpips,
     l1_error,
     lesion_l1,
@@ -77,6 +76,22 @@ from brainuad.evaluate.reconstruction import (
     structural_similarity,
 )
 from brainuad.evaluate.report import render_report
+from brainuad.evaluate.results import (
+    FULL,
+    EvaluationSummary,
+    ExampleSlice,
+    GroupResult,
+    HealthyResult,
+    HealthyVolume,
+    IntensityDensities,
+    LesionVolume,
+    PoolSource,
+    RunResult,
+    Segmentation,
+    SetResult,
+    SweepPoint,
+    ThresholdedScores,
+)
 from brainuad.evaluate.scoring import (
     AnomalyScorer,
     NoiseLevelReconstructor,
@@ -100,24 +115,11 @@ from brainuad.evaluate.thresholds import (
 __all__ = [
     "EXECUTION_KEYS",
     "EvaluationFiles",
-    "EvaluationSummary",
-    "ExampleSlice",
-    "FULL",
-    "GroupResult",
-    "HealthyResult",
-    "HealthyVolume",
-    "IntensityDensities",
-    "LesionVolume",
     "PostProcessingVariant",
     "RUN_THRESHOLDS_FILE",
-    "RunResult",
     "RunThreshold",
-    "Segmentation",
-    "SetResult",
-    "SweepPoint",
     "THRESHOLD_NAMES",
     "ThresholdRule",
-    "ThresholdedScores",
     "evaluate_method",
     "evaluate_runs",
     "postprocessing_variants",
@@ -130,7 +132,6 @@ __all__ = [
     "write_run_thresholds",
 ]
 
-FULL = "full"
 THRESHOLD_NAMES = ("val-dice", "val-dice-bisection", "healthy-fpr", "oracle")
 HEALTHY_FPR_RATES = (0.01, 0.05, 0.10)
 EXECUTION_KEYS = frozenset({"data.root", "data.num_workers", "data.cache_dir", "train.accelerator", "train.devices",
@@ -147,13 +148,7 @@ LPIPS_SKIPPED = "LPIPS skipped: no --lpips-weights given"
 _HISTOGRAM_BINS = 500
 _EXAMPLE_ROLES = ("best", "median", "worst")
 
-PoolSource: TypeAlias = Literal["lesion-val", "healthy-val", "test"]
 _Item = TypeVar("_Item")
-
-
-def _not_serialised() -> Any:
-    """A dataclass field kept for the report but left out of summary.json (arrays, per-volume rows)."""
-    return field(metadata={"json": False})
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,306 +237,6 @@ def _pairs(rules: tuple[ThresholdRule, ...], variants: tuple[PostProcessingVaria
 
 def _variants_needing(pairs: Sequence[_Pair], source: PoolSource) -> list[PostProcessingVariant]:
     return list(dict.fromkeys(pair.variant for pair in pairs if pair.rule.source == source))
-
-
-# --------------------------------------------------------------------------------------------
-# Results
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """The binarised map of one test volume under one (post-processing, threshold) pair."""
-
-    postprocessing: str
-    threshold: str
-    counts: ConfusionCounts
-
-    @property
-    def dice(self) -> float:
-        """Dice; nan when ground truth and prediction are both empty."""
-        return self.counts.dice
-
-
-@dataclass(frozen=True)
-class LesionVolume:
-    """Per-volume numbers of one test volume of a lesion set.
-
-    Attributes:
-        name: subject name.
-        lesion_voxels: ground-truth lesion voxels on the model grid.
-        average_precision: AUPRC over all voxels of the grid (the authors' way); nan without lesion.
-        roc_auc: AUROC over all voxels; nan without lesion.
-        l1: l1 inside / outside the lesions and their ratio (reconstruction methods), else None.
-        kld: KL(input || reconstruction) of the brain-intensity histograms, else None.
-        entropy_difference: the paper's printed "KLD" formula, else None.
-        segmentations: one per (post-processing, threshold) pair.
-    """
-
-    name: str
-    lesion_voxels: int
-    average_precision: float
-    roc_auc: float
-    l1: LesionL1 | None
-    kld: float | None
-    entropy_difference: float | None
-    segmentations: tuple[Segmentation, ...]
-
-    def dice(self, threshold: str, postprocessing: str = FULL) -> float:
-        """Dice under one threshold label and post-processing variant."""
-        for segmentation in self.segmentations:
-            if segmentation.threshold == threshold and segmentation.postprocessing == postprocessing:
-                return segmentation.dice
-        raise KeyError(f"{self.name}: no segmentation for threshold {threshold!r} and post-processing "
-                       f"{postprocessing!r}")
-
-
-@dataclass(frozen=True)
-class ThresholdedScores:
-    """Dice of a set's test split under one (post-processing, threshold) pair.
-
-    Attributes:
-        postprocessing: the variant's label.
-        threshold: the chosen threshold (label, value, counts on its selection pool).
-        source: what it was chosen on: "lesion-val", "healthy-val" or "test" (the oracle).
-        dice: mean and population std of the per-volume Dice (nan volumes excluded and counted).
-        pooled_dice: Dice of all test voxels together (counts summed over volumes).
-    """
-
-    postprocessing: str
-    threshold: Threshold
-    source: PoolSource
-    dice: MeanStd
-    pooled_dice: float
-
-
-@dataclass(frozen=True)
-class IntensityDensities:
-    """Mean brain-intensity histograms (densities) of inputs and reconstructions over a split.
-
-    Attributes:
-        edges: (bins + 1,) bin edges in [0, 1].
-        input: (bins,) mean input density.
-        reconstruction: (bins,) mean reconstruction density.
-    """
-
-    edges: np.ndarray
-    input: np.ndarray
-    reconstruction: np.ndarray
-
-
-@dataclass(frozen=True)
-class ExampleSlice:
-    """The axial slice with the most lesion of one test volume, for the report.
-
-    Attributes:
-        role: "best", "median" or "worst" (by headline Dice), joined with "/" when one volume
-            plays several roles (splits of fewer than 3 volumes).
-        volume: subject name.
-        dice: its headline Dice.
-        slice_index: the axial index (last axis).
-        image, anomaly_map: (X, Y) float32; reconstruction: (X, Y) or None.
-        prediction, target: (X, Y) boolean (thresholded post-processed map, ground truth).
-    """
-
-    role: str
-    volume: str
-    dice: float
-    slice_index: int
-    image: np.ndarray = _not_serialised()
-    reconstruction: np.ndarray | None = _not_serialised()
-    anomaly_map: np.ndarray = _not_serialised()
-    prediction: np.ndarray = _not_serialised()
-    target: np.ndarray = _not_serialised()
-
-
-@dataclass(frozen=True)
-class SetResult:
-    """Everything measured on one lesion set for one run.
-
-    Attributes:
-        dataset: the set's id (``brats21``, ...).
-        modality: the modality it was evaluated on.
-        n_val, n_test: volumes of the validation and test split used.
-        n_empty_target: test volumes without lesion voxels on the model grid.
-        thresholded: Dice per (post-processing, threshold) pair.
-        average_precision, roc_auc: per volume over all voxels (authors' way), mean and population std.
-        pooled_average_precision, pooled_roc_auc: over the brain voxels of the whole test split.
-        n_clipped: brain voxels whose score fell outside the pooled histogram's [0, 1] range.
-        l1_lesion, l1_healthy, l1_ratio: l1 error inside / outside lesions and their ratio (per
-            volume, averaged); None without reconstructions.
-        kld, entropy_difference: input vs reconstruction histograms, per volume, averaged; or None.
-        volumes: the per-volume numbers (written to per_volume.csv).
-        densities: mean intensity histograms for the report, or None.
-        examples: best / median / worst slices for the report (empty in sweeps).
-    """
-
-    dataset: str
-    modality: str
-    n_val: int
-    n_test: int
-    n_empty_target: int
-    thresholded: tuple[ThresholdedScores, ...]
-    average_precision: MeanStd
-    roc_auc: MeanStd
-    pooled_average_precision: float
-    pooled_roc_auc: float
-    n_clipped: int
-    l1_lesion: MeanStd | None
-    l1_healthy: MeanStd | None
-    l1_ratio: MeanStd | None
-    kld: MeanStd | None
-    entropy_difference: MeanStd | None
-    volumes: tuple[LesionVolume, ...] = _not_serialised()
-    densities: IntensityDensities | None = _not_serialised()
-    examples: tuple[ExampleSlice, ...] = ()
-
-    def scores(self, threshold: str, postprocessing: str = FULL) -> ThresholdedScores:
-        """The Dice results of one threshold label and post-processing variant."""
-        for scores in self.thresholded:
-            if scores.threshold.strategy == threshold and scores.postprocessing == postprocessing:
-                return scores
-        raise KeyError(f"{self.dataset}: no result for threshold {threshold!r} and post-processing {postprocessing!r}")
-
-
-@dataclass(frozen=True)
-class HealthyVolume:
-    """Reconstruction quality of one healthy IXI test volume (LPIPS None when skipped)."""
-
-    name: str
-    ssim: float
-    psnr: float
-    l1: float
-    lpips: float | None
-    kld: float
-    entropy_difference: float
-
-
-@dataclass(frozen=True)
-class HealthyResult:
-    """Reconstruction quality on the healthy IXI test split (paper Table 2), per-volume means.
-
-    Attributes:
-        modality: the run's modality.
-        n: volumes.
-        ssim: 3-D SSIM over the whole grid; psnr: dB over the whole grid; l1: inside the brain.
-        lpips: Med3D LPIPS, or None when skipped (see ``RunResult.notes``).
-        kld, entropy_difference: input vs reconstruction brain-intensity histograms.
-    """
-
-    modality: str
-    n: int
-    ssim: MeanStd
-    psnr: MeanStd
-    l1: MeanStd
-    lpips: MeanStd | None
-    kld: MeanStd
-    entropy_difference: MeanStd
-    volumes: tuple[HealthyVolume, ...] = _not_serialised()
-    densities: IntensityDensities | None = _not_serialised()
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """A lesion set evaluated with one single test noise level (full post-processing, headline)."""
-
-    t_test: int
-    result: SetResult
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One evaluated run (one model, one fold).
-
-    Attributes:
-        name: the run's name (its directory name).
-        group: the model it is a fold of (runs with equal ``group`` are aggregated).
-        method: the method's name (``cddpm``, ...).
-        modality: t1 or t2.
-        fold: the IXI fold it was trained on.
-        test_levels: the diffusion noise levels of its reconstructions, or None.
-        thresholds: the threshold labels, headline first.
-        postprocessing: the full post-processing.
-        variants: the post-processing variants' labels, ``full`` first.
-        sets: one result per lesion set.
-        healthy: IXI test reconstruction quality, or None for methods without reconstructions.
-        sweep: the t_test sweep, or empty.
-        notes: what was skipped and why.
-    """
-
-    name: str
-    group: str
-    method: str
-    modality: str
-    fold: int
-    test_levels: tuple[int, ...] | None
-    thresholds: tuple[str, ...]
-    postprocessing: PostProcessing
-    variants: tuple[str, ...]
-    sets: tuple[SetResult, ...]
-    healthy: HealthyResult | None
-    sweep: tuple[SweepPoint, ...]
-    notes: tuple[str, ...]
-
-    def set_result(self, dataset: str) -> SetResult | None:
-        """The result of one lesion set, or None when the run was not evaluated on it."""
-        return next((result for result in self.sets if result.dataset == dataset), None)
-
-    def sweep_result(self, t_test: int, dataset: str) -> SetResult | None:
-        """The sweep's result at one noise level on one set, or None."""
-        return next((point.result for point in self.sweep if point.t_test == t_test and point.result.dataset == dataset),
-                    None)
-
-
-@dataclass(frozen=True)
-class GroupResult:
-    """The folds of one model (runs with one ``group``), sorted by fold."""
-
-    label: str
-    method: str
-    modality: str
-    runs: tuple[RunResult, ...]
-
-    @property
-    def folds(self) -> tuple[int, ...]:
-        return tuple(run.fold for run in self.runs)
-
-
-@dataclass(frozen=True)
-class EvaluationSummary:
-    """All groups of an evaluation and how it was done.
-
-    Attributes:
-        groups: the compared models, in the order first given.
-        thresholds: threshold labels, headline first.
-        headline: the headline threshold label.
-        postprocessing: the full post-processing's settings.
-        variants: post-processing variant labels (``full`` first).
-        conventions: how the numbers are defined (Dice of empty volumes, stds, AUPRC kinds).
-        notes: what was skipped and why, over all runs.
-    """
-
-    groups: tuple[GroupResult, ...]
-    thresholds: tuple[str, ...]
-    headline: str
-    postprocessing: PostProcessing
-    variants: tuple[str, ...]
-    conventions: tuple[str, ...]
-    notes: tuple[str, ...]
-
-    @property
-    def runs(self) -> tuple[RunResult, ...]:
-        return tuple(run for group in self.groups for run in group.runs)
-
-    @property
-    def datasets(self) -> tuple[str, ...]:
-        """Lesion sets evaluated by any run, in the protocol's order."""
-        present = {result.dataset for run in self.runs for result in run.sets}
-        return tuple(name for name in LESION_SETS if name in present)
-
-    @property
-    def sweep_levels(self) -> tuple[int, ...]:
-        return tuple(sorted({point.t_test for run in self.runs for point in run.sweep}))
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,15 +22,12 @@ import html
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from brainuad.evaluate.results import EvaluationSummary, ExampleSlice, GroupResult, IntensityDensities
 from brainuad.evaluate.tables import Table, dataset_title
-
-if TYPE_CHECKING:  # the result types live in protocol.py, which imports this module
-    from brainuad.evaluate.protocol import EvaluationSummary, ExampleSlice, GroupResult, IntensityDensities
 
 __all__ = ["figure_data_uri", "render_report"]
 

@@ -31,10 +31,11 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
 import numpy as np
 
+from brainuad.evaluate.results import EvaluationSummary, GroupResult, RunResult, SetResult
 from brainuad.evaluate.statistics import (
     MeanStd,
     PermutationTestResult,
@@ -42,9 +43,6 @@ from brainuad.evaluate.statistics import (
     paired_permutation_test,
     unpaired_permutation_test,
 )
-
-if TYPE_CHECKING:  # the result types live in protocol.py, which imports this module
-    from brainuad.evaluate.protocol import EvaluationSummary, GroupResult, RunResult, SetResult
 
 __all__ = ["ALPHA", "CONVENTIONS", "Cell", "Column", "Comparison", "PairTest", "Row", "Table", "build_tables",
            "dataset_title"]
