@@ -134,6 +134,21 @@ def fold_indices(pool: int, val: int, fold: int) -> tuple[list[int], list[int]]:
     return [index for index in range(pool) if index not in held_out], held_out
 
 
+def check_generation_arguments(size: str, seed: int, workers: int) -> None:
+    """Check the arguments every cohort writer takes (``brainuad synth``, with or without ``--raw``).
+
+    Raises:
+        ValueError: ``size`` is not a cohort size, ``seed`` not an integer >= 0, or ``workers`` not an
+            integer >= 1.
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+
+
 def synthesize_cohort(out: str | Path, *, size: SizeName = "small", seed: int = 0, workers: int = 1,
                       progress: bool = True) -> CohortSummary:
     """Write a synthetic cohort (healthy IXI-like subjects and the four lesion sets) under ``out``.
@@ -155,12 +170,7 @@ def synthesize_cohort(out: str | Path, *, size: SizeName = "small", seed: int = 
         ValueError: a bad argument.
         InputError: ``out`` is a file, or a non-empty folder that holds no synthetic cohort.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_generation_arguments(size, seed, workers)
     started = time.perf_counter()
     root = Path(out)
     _prepare(root)

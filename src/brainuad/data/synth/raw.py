@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from brainuad import __version__
 from brainuad.data.io import write_image
 from brainuad.data.layout import DATASETS
-from brainuad.data.synth.cohort import SIZES, SizeName, clear_generated, cohort_subject
+from brainuad.data.synth.cohort import SIZES, SizeName, check_generation_arguments, clear_generated, cohort_subject
 from brainuad.data.synth.fields import smooth_noise
 from brainuad.data.synth.subjects import SyntheticSubject
 from brainuad.data.synth.template import reference_anatomy
@@ -498,12 +498,7 @@ def synthesize_raw(out: str | Path, *, size: SizeName = "small", seed: int = 0, 
         ValueError: a bad argument.
         InputError: ``out`` is a file or a non-empty folder without raw synthetic scans.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_generation_arguments(size, seed, workers)
     chosen = tuple(DATASETS) if datasets is None else tuple(datasets)
     unknown = [name for name in chosen if name not in PROFILES]
     if unknown or not chosen:
