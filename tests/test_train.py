@@ -138,3 +138,33 @@ def test_ddp_on_two_cpu_processes(tiny_cohort, tmp_path):
     assert (run_dir / "model.safetensors").is_file()
     record = json.loads((run_dir / "training.json").read_text())
     assert record["steps"] == 1  # 6 volumes split over 2 processes: 3 slices each, one batch of 4 per process
+
+
+def test_cosine_learning_rate_decays_over_the_epochs_or_the_wall_time():
+    import time
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import Timer
+    from lightning.pytorch.trainer.states import RunningStage
+
+    from brainuad.train import CosineLearningRate
+
+    schedule = CosineLearningRate(final_fraction=0.05)
+    assert schedule.factor(0.0) == pytest.approx(1.0)
+    assert schedule.factor(0.5) == pytest.approx(0.525)
+    assert schedule.factor(1.0) == pytest.approx(0.05)
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    trainer = SimpleNamespace(current_epoch=3, max_epochs=4, callbacks=[], optimizers=[optimizer])
+    assert schedule.progress(trainer) == pytest.approx(0.75)
+    for epoch, expected in ((0, 0.1), (2, 0.0525), (4, 0.005)):
+        trainer.current_epoch = epoch
+        schedule.on_train_batch_start(trainer, None, None, 0)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+    # a wall-time budget ends the decay when it ends the run first
+    timer = Timer(duration={"minutes": 1})
+    timer._start_time[RunningStage.TRAINING] = time.monotonic() - 45.0
+    trainer = SimpleNamespace(current_epoch=1, max_epochs=100, callbacks=[timer], optimizers=[optimizer])
+    assert schedule.progress(trainer) == pytest.approx(0.75, abs=0.02)
+    with pytest.raises(ValueError, match="final_fraction"):
+        CosineLearningRate(1.5)

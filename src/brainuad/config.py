@@ -45,6 +45,9 @@ class TrainConfig(Section):
     lr: float = Field(1e-5, gt=0)
     max_epochs: int = Field(1600, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="stop after this wall time (the demo's budget)")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant (the paper) or cosine decay to lr/20 over the run's budget: max_epochs, "
+                                "or max_minutes when that ends the run first")
     precision: Literal["32-true", "bf16-mixed", "16-mixed"] | None = Field(
         None, description="None: bf16-mixed on GPU, 32-true on CPU")
     seed: int = 0

@@ -24,7 +24,7 @@ from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor, nn
 
@@ -159,6 +159,43 @@ class AdversarialTrainingModule(TrainingModule):
         return [self.optimizer_spec.build(module.parameters()) for module in self.method.stage_modules()]
 
 
+class CosineLearningRate(Callback):
+    """Cosine decay of every optimiser's learning rate from its initial value to ``final_fraction``
+    of it over the run's budget, set before each training step.
+
+    Progress is the larger of the fraction of ``max_epochs`` done and, with a wall-time limit, the
+    fraction of that time used (Lightning's :class:`~lightning.pytorch.callbacks.Timer`, which a
+    resumed run continues), so a run stopped by either limit ends at the low rate.
+    """
+
+    def __init__(self, final_fraction: float = 0.05) -> None:
+        if not 0.0 <= final_fraction <= 1.0:
+            raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction!r}")
+        self.final_fraction = final_fraction
+
+    @staticmethod
+    def progress(trainer: L.Trainer) -> float:
+        """Fraction of the budget used, in [0, 1]."""
+        done = trainer.current_epoch / max(trainer.max_epochs or 1, 1)
+        timer = next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
+        remaining = None if timer is None else timer.time_remaining("train")
+        if remaining is not None:
+            elapsed = timer.time_elapsed("train")
+            done = max(done, elapsed / max(elapsed + remaining, 1e-9))
+        return min(max(done, 0.0), 1.0)
+
+    def factor(self, progress: float) -> float:
+        """The learning-rate multiplier at ``progress``: 1 at 0, ``final_fraction`` at 1."""
+        return self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        factor = self.factor(self.progress(trainer))
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+
+
 def resolve_precision(precision: str | None, accelerator: str) -> str:
     """The trainer precision: bf16 autocast on GPU and fp32 on CPU unless one is given."""
     if precision is not None:
@@ -170,13 +207,15 @@ def resolve_precision(precision: str | None, accelerator: str) -> str:
 def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None = None,
                   precision: str | None = None, accelerator: str = "auto", devices: int | str = "auto",
                   strategy: str = "auto", check_val_every_n_epoch: int = 1, log_every_n_steps: int = 10,
-                  progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
+                  lr_schedule: str = "constant", progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
 
     The best checkpoint is chosen by the validation loss (``val/loss``); ``last.ckpt`` is kept
     for resuming. ``max_minutes`` stops training after that wall time (the last epoch's state is
-    still saved).
+    still saved). ``lr_schedule="cosine"`` adds :class:`CosineLearningRate`.
     """
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
     checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best", monitor="val/loss", mode="min",
                                  save_top_k=1, save_last=True)
     loggers = [CSVLogger(run_dir / "logs", name="csv"), TensorBoardLogger(run_dir / "logs", name="tensorboard")]
@@ -190,7 +229,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None =
         strategy=strategy,
         check_val_every_n_epoch=check_val_every_n_epoch,
         log_every_n_steps=log_every_n_steps,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint] + ([CosineLearningRate()] if lr_schedule == "cosine" else []),
         logger=loggers,
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -301,7 +340,7 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
         run_dir, max_epochs=config.train.max_epochs, max_minutes=config.train.max_minutes,
         precision=config.train.precision, accelerator=config.train.accelerator, devices=config.train.devices,
         strategy=config.train.strategy, check_val_every_n_epoch=config.train.check_val_every_n_epoch,
-        log_every_n_steps=config.train.log_every_n_steps, progress=progress)
+        log_every_n_steps=config.train.log_every_n_steps, lr_schedule=config.train.lr_schedule, progress=progress)
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None)
     state = _best_state(checkpoint, module)
