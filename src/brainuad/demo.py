@@ -35,7 +35,7 @@ DEMO_METHODS = ("cddpm", "ddpm", "thresh")
 DEMO_SETS = ("brats21", "mslub")
 DEMO_MINUTES = 4.0
 """Default training budget per diffusion model (``brainuad demo --minutes``): the whole ``make demo``,
-install included, then took 14.4 minutes on a 2-core CPU (docs/performance.md)."""
+install included, then took 14.1 minutes on a 2-core CPU (docs/performance.md)."""
 VALIDATE_EVERY_N_EPOCHS = 10
 """An epoch of the small cohort is 3 steps (one random slice of each of 40 volumes, batch 16):
 validating every 10th epoch leaves more of the budget to training. The learning rate decays over
