@@ -241,9 +241,8 @@ def predict(
     """
     from brainuad.data.layout import LESION_SETS
     from brainuad.predict import check_orientation, discover_inputs, load_detector, training_atlas, write_prediction
+    from brainuad.preprocess.command import check_pipeline_options, load_atlas
     from brainuad.preprocess.prepare import default_pipeline
-    from brainuad.preprocess.register import Atlas
-    from brainuad.preprocess.skullstrip import SKULL_STRIPPERS
 
     if threshold is not None and (threshold_from is not None or dataset is not None):
         raise typer.BadParameter("give either a value, or --threshold-from/--set, not both", param_hint="--threshold")
@@ -258,18 +257,16 @@ def predict(
         raise typer.BadParameter(str(error), param_hint="--orientation") from None
     if not raw and (atlas is not None or atlas_mask is not None):
         raise typer.BadParameter("only raw scans are registered: add --raw", param_hint="--atlas")
-    if atlas_mask is not None and atlas is None:
-        raise typer.BadParameter("--atlas-mask needs --atlas", param_hint="--atlas-mask")
-    if skull_strip not in SKULL_STRIPPERS:
-        raise typer.BadParameter(f"choose one of {', '.join(SKULL_STRIPPERS)}, got {skull_strip!r}",
-                                 param_hint="--skull-strip")
+    check_pipeline_options(atlas, atlas_mask, skull_strip)
     with user_errors():
         discovery = discover_inputs(inputs)
         preprocessing = None
         if raw:
-            template, space = (Atlas.from_path(atlas, atlas_mask), f"--atlas {atlas}") if atlas is not None \
-                else training_atlas(run)
-            template.load()  # a bad atlas file is reported now, not once per scan
+            if atlas is not None:
+                template, space = load_atlas(atlas, atlas_mask), f"--atlas {atlas}"
+            else:
+                template, space = training_atlas(run)
+                template.load()  # a bad atlas file is reported now, not once per scan
             preprocessing = default_pipeline(atlas=template, skull_strip=skull_strip)
         detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
                                  device=device, orientation=orientation, preprocessing=preprocessing)

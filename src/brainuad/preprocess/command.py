@@ -11,7 +11,35 @@ from typing import Optional
 
 import typer
 
-__all__ = ["prepare"]
+__all__ = ["check_pipeline_options", "load_atlas", "prepare"]
+
+
+def check_pipeline_options(atlas: Path | None, atlas_mask: Path | None, skull_strip: str | None) -> None:
+    """Check the preprocessing options ``prepare`` and ``predict --raw`` share (--atlas, --atlas-mask,
+    --skull-strip); a usage error names the option."""
+    from brainuad.preprocess.skullstrip import SKULL_STRIPPERS
+
+    if skull_strip is not None and skull_strip not in SKULL_STRIPPERS:
+        raise typer.BadParameter(f"choose one of {', '.join(SKULL_STRIPPERS)}, got {skull_strip!r}",
+                                 param_hint="--skull-strip")
+    if atlas_mask is not None and atlas is None:
+        raise typer.BadParameter("--atlas-mask needs --atlas", param_hint="--atlas-mask")
+
+
+def load_atlas(atlas: Path | None, atlas_mask: Path | None):
+    """The template given with --atlas (and --atlas-mask), read now so that a bad file is reported
+    once, before any scan; None without --atlas.
+
+    Raises:
+        InputError: an atlas or mask file is missing or unusable.
+    """
+    from brainuad.preprocess.register import Atlas
+
+    if atlas is None:
+        return None
+    template = Atlas.from_path(atlas, atlas_mask)
+    template.load()
+    return template
 
 
 def prepare(
@@ -40,23 +68,14 @@ def prepare(
     from brainuad.cli import console, err_console, user_errors
     from brainuad.data.layout import DATASETS
     from brainuad.preprocess.prepare import default_pipeline, prepare_dataset
-    from brainuad.preprocess.register import Atlas
-    from brainuad.preprocess.skullstrip import SKULL_STRIPPERS
 
     dataset = dataset.lower()
     if dataset not in DATASETS:
         raise typer.BadParameter(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}",
                                  param_hint="DATASET")
-    if skull_strip is not None and skull_strip not in SKULL_STRIPPERS:
-        raise typer.BadParameter(f"choose one of {', '.join(SKULL_STRIPPERS)}, got {skull_strip!r}",
-                                 param_hint="--skull-strip")
-    if atlas_mask is not None and atlas is None:
-        raise typer.BadParameter("--atlas-mask needs --atlas", param_hint="--atlas-mask")
+    check_pipeline_options(atlas, atlas_mask, skull_strip)
     with user_errors():
-        template = None if atlas is None else Atlas.from_path(atlas, atlas_mask)
-        if template is not None:
-            template.load()  # a bad atlas file is reported now, not once per subject
-        pipeline = default_pipeline(dataset, atlas=template, skull_strip=skull_strip)
+        pipeline = default_pipeline(dataset, atlas=load_atlas(atlas, atlas_mask), skull_strip=skull_strip)
         summary = prepare_dataset(dataset, src, out, pipeline=pipeline, workers=workers, progress=True)
     (console if summary.ok else err_console).print(summary.describe(), markup=False, highlight=False)
     raise typer.Exit(0 if summary.ok else 1)
