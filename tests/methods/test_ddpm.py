@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from brainuad.methods.base import volume_noise_seed
 from brainuad.methods.ddpm import CDDPM, DDPM
 from brainuad.methods.diffusion import DiffusionSchedule
 from brainuad.methods.pddpm import PDDPM, patch_masks
@@ -62,7 +63,7 @@ def test_volume_reconstruction_shape_and_ensemble_is_mean_of_passes():
     assert 0 <= reconstruction.min() and reconstruction.max() <= 1
     # the three passes with the same generator stream, one by one
     slices = torch.from_numpy(volume).permute(2, 0, 1)[:, None]
-    generator = torch.Generator().manual_seed(method.seed)
+    generator = torch.Generator().manual_seed(volume_noise_seed(method.seed, volume))
     with torch.no_grad():
         passes = [method.reconstruct_at(slices, (level,), generator) for level in (250, 500, 750)]
     expected = torch.stack(passes).mean(0)[:, 0].permute(1, 2, 0).numpy()
@@ -134,3 +135,37 @@ def test_pddpm_loss_uses_only_the_noised_patch():
     x0 = images * 2 - 1
     error = (0 - x0).abs()  # the untrained UNet predicts 0
     torch.testing.assert_close(loss, error[chosen].mean())
+
+
+def _grid_volume(image, name):
+    from brainuad.data.grid import GridTransform, GridVolume
+
+    transform = GridTransform.for_shape((64, 64, 100), np.eye(4), crop_shape=(64, 64, 100))
+    return GridVolume(image=image, mask=image > 0, seg=None, name=name, transform=transform)
+
+
+def test_test_time_noise_is_drawn_per_volume_and_reproducible():
+    method = make("ddpm", inference_batch_size=64, seed=3)
+    with torch.no_grad():
+        for parameter in method.unet.output_conv.parameters():
+            parameter.normal_(0, 0.1)
+    image = np.random.default_rng(0).random((32, 32, 50)).astype(np.float32)
+    first = method.reconstruct(_grid_volume(image, "IXI002"))
+    again = method.reconstruct(_grid_volume(image, "IXI002"))
+    other = method.reconstruct(_grid_volume(image, "IXI012"))
+    np.testing.assert_array_equal(first, again)
+    # the same voxels under another name get other noise, so another reconstruction
+    assert np.abs(first - other).mean() > 1e-3
+    # another run seed: other noise for the same volume
+    method.seed = 4
+    assert np.abs(method.reconstruct(_grid_volume(image, "IXI002")) - first).mean() > 1e-3
+    # bare arrays are identified by their voxels
+    np.testing.assert_array_equal(method.reconstruct(image), method.reconstruct(image.copy()))
+    assert np.abs(method.reconstruct(image) - method.reconstruct(image[::-1].copy())[::-1]).mean() > 1e-3
+
+
+def test_volume_noise_seed_depends_on_seed_and_identity():
+    image = np.zeros((4, 4, 2), np.float32)
+    seeds = {volume_noise_seed(seed, _grid_volume(image, name)) for seed in (0, 1) for name in ("a", "b")}
+    assert len(seeds) == 4 and all(0 <= seed < 2 ** 63 for seed in seeds)
+    assert volume_noise_seed(0, _grid_volume(image, "a")) == volume_noise_seed(0, _grid_volume(image + 1, "a"))

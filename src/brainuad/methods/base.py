@@ -15,6 +15,7 @@ residual ``|x - x_rec|`` as their anomaly map.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Callable
 
@@ -41,6 +42,25 @@ def volume_slices(volume: VolumeLike) -> Tensor:
     if tensor.ndim != 3:
         raise ValueError(f"a volume must be 3-D (X, Y, Z), got shape {tuple(tensor.shape)}")
     return tensor.permute(2, 0, 1)[:, None].contiguous()
+
+
+def volume_noise_seed(seed: int, volume: VolumeLike) -> int:
+    """The seed of one volume's test-time noise, from the run seed and the volume's identity.
+
+    A :class:`GridVolume` is identified by its ``name``, a bare array by a digest of its voxels, so
+    each volume of a split gets its own noise (never the same field for slice z of every volume),
+    and the same volume gets the same noise in every run with that seed, in any order.
+
+    Returns:
+        an integer in [0, 2**63).
+    """
+    if isinstance(volume, GridVolume):
+        identity = b"name\0" + volume.name.encode("utf-8")
+    else:
+        array = volume.detach().cpu().numpy() if isinstance(volume, Tensor) else np.asarray(volume)
+        identity = b"voxels\0" + hashlib.blake2b(np.ascontiguousarray(array, dtype=np.float32).tobytes()).digest()
+    digest = hashlib.blake2b(identity, digest_size=8, key=str(int(seed)).encode()).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def slices_to_volume(slices: Tensor) -> np.ndarray:
@@ -72,7 +92,8 @@ class ReconstructionMethod(AnomalyDetector):
 
     Args:
         inference_batch_size: slices per forward pass in :meth:`reconstruct`.
-        seed: seed of the generator that draws test-time noise, so a reconstruction is reproducible.
+        seed: the run seed; with a volume's name it seeds that volume's test-time noise
+            (:func:`volume_noise_seed`), so a reconstruction is reproducible and independent of the others.
     """
 
     def __init__(self, inference_batch_size: int = 64, seed: int = 0) -> None:
@@ -91,7 +112,7 @@ class ReconstructionMethod(AnomalyDetector):
         was_training = self.training
         self.eval()
         slices = volume_slices(volume)
-        generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
         outputs = [fn(batch.to(self.device).contiguous(memory_format=torch.channels_last), generator).float().cpu()
                    for batch in slices.split(self.inference_batch_size)]
         self.train(was_training)
