@@ -43,6 +43,14 @@ def test_paper_and_authors_code_presets_differ_as_method_md_says():
     assert not authors.diffusion.noise.per_sample
 
 
+@pytest.mark.parametrize(("method", "authors_precision"), [("cddpm", "16-mixed"), ("ddpm", "32-true"),
+                                                            ("pddpm", "32-true")])
+def test_precision_is_the_papers_fp32_and_the_authors_presets_set_theirs(method, authors_precision):
+    assert load_config(CONFIGS / f"{method}.yaml").train.precision == "32-true"
+    assert parse_config({"method": method}).train.precision == "32-true"
+    assert load_config(CONFIGS / "authors_code" / f"{method}.yaml").train.precision == authors_precision
+
+
 def test_unknown_key_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="unknown key 'data.fodl'"):
         parse_config({"method": "ddpm", "data": {"fodl": 1}})

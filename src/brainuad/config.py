@@ -48,8 +48,9 @@ class TrainConfig(Section):
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant (the paper) or cosine decay to lr/20 over the run's budget: max_epochs, "
                                 "or max_minutes when that ends the run first")
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] | None = Field(
-        None, description="None: bf16-mixed on GPU, 32-true on CPU")
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = Field(
+        "32-true", description="training precision: 32-true (the paper's fp32, the default), bf16-mixed or 16-mixed "
+                               "(autocast; the authors' code trains cDDPM with 16-mixed)")
     seed: int = 0
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     devices: int | Literal["auto"] = "auto"
@@ -214,7 +215,10 @@ class ThreshConfig(Section):
 
     polarity: Literal["auto", "hyper", "hypo"] = Field(
         "auto", description="lesions brighter (hyper) or darker (hypo) than tissue; auto: hyper on T2, hypo on T1")
-    bins: int = Field(1024, ge=2, description="histogram bins on [0, 1] of the fitted equalisation")
+    bins: int = Field(1024, ge=2, description="histogram bins on [0, 1] of the equalisation")
+    equalisation: Literal["per_scan", "healthy_fit"] = Field(
+        "per_scan", description="per_scan: each scan equalised with its own brain histogram (Meissen et al., the "
+                                "paper's row); healthy_fit: with the pooled healthy training brains")
 
 
 class AERunConfig(_RunBase):

@@ -196,16 +196,8 @@ class CosineLearningRate(Callback):
                 group["lr"] = group["initial_lr"] * factor
 
 
-def resolve_precision(precision: str | None, accelerator: str) -> str:
-    """The trainer precision: bf16 autocast on GPU and fp32 on CPU unless one is given."""
-    if precision is not None:
-        return precision
-    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return "bf16-mixed" if gpu else "32-true"
-
-
 def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None = None,
-                  precision: str | None = None, accelerator: str = "auto", devices: int | str = "auto",
+                  precision: str = "32-true", accelerator: str = "auto", devices: int | str = "auto",
                   strategy: str = "auto", check_val_every_n_epoch: int = 1, log_every_n_steps: int = 10,
                   lr_schedule: str = "constant", progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
@@ -223,7 +215,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None =
         default_root_dir=run_dir,
         max_epochs=max_epochs,
         max_time={"minutes": max_minutes} if max_minutes else None,
-        precision=resolve_precision(precision, accelerator),
+        precision=precision,
         accelerator=accelerator,
         devices=devices,
         strategy=strategy,

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +29,41 @@ def volumes(tiny_cohort):
 
 @pytest.fixture(scope="module")
 def fitted(volumes):
-    method = IntensityThreshold("hyper", bins=4096)
+    method = IntensityThreshold("hyper", bins=4096, equalisation="healthy_fit")
     method.fit(volumes)
     return method
 
 
-def test_equalisation_matches_scikit_image_on_the_fitted_volume(volumes):
+@pytest.mark.parametrize("equalisation", ["per_scan", "healthy_fit"])
+def test_equalisation_matches_scikit_image_on_the_reference_volume(volumes, equalisation):
     volume = volumes[0]
-    method = IntensityThreshold("hyper", bins=4096)
+    method = IntensityThreshold("hyper", bins=4096, equalisation=equalisation)
     method.fit([volume])
     ours = method.anomaly_map(volume)
     reference = equalize_hist(volume.image, nbins=4096, mask=volume.mask)
     # both are the brain's empirical CDF; they differ by where in a bin the CDF is read (< 1 bin's mass)
     assert np.abs(ours[volume.mask] - reference[volume.mask]).max() < 0.02
     assert np.abs(ours[volume.mask] - reference[volume.mask]).mean() < 2e-3
+
+
+def test_per_scan_equalisation_uses_each_scans_own_histogram_and_no_training_data(volumes):
+    """Meissen et al.: every scan is equalised on its own brain voxels, so a global change of
+    contrast leaves the map as it is, and a fit on other data changes nothing."""
+    method = IntensityThreshold("hyper", bins=4096)
+    assert method.fitted and method.state_dict() == {}
+    volume = volumes[1]
+    before = method.anomaly_map(volume)
+    method.fit(volumes[:1])
+    np.testing.assert_array_equal(method.anomaly_map(volume), before)
+    reference = equalize_hist(volume.image, nbins=4096, mask=volume.mask)
+    assert np.abs(before[volume.mask] - reference[volume.mask]).mean() < 2e-3
+    # a monotone change of contrast keeps the ranks, hence the equalised map (up to binning)
+    darker = replace(volume, image=(volume.image ** 2).astype(np.float32))
+    assert np.abs(method.anomaly_map(darker)[volume.mask] - before[volume.mask]).mean() < 0.01
+    # the healthy-fitted variant reads the darker scan with the healthy histogram: far lower scores
+    healthy = IntensityThreshold("hyper", bins=4096, equalisation="healthy_fit")
+    healthy.fit(volumes)
+    assert healthy.anomaly_map(darker)[volume.mask].mean() < before[volume.mask].mean() - 0.1
 
 
 def test_equalised_value_is_the_fraction_of_darker_healthy_brain_voxels(fitted, volumes):
@@ -55,7 +77,7 @@ def test_equalised_value_is_the_fraction_of_darker_healthy_brain_voxels(fitted, 
 def test_polarity_map_shape_and_background(fitted, volumes):
     volume = volumes[1]
     hyper = fitted.anomaly_map(volume)
-    hypo = IntensityThreshold("hypo", bins=4096)
+    hypo = IntensityThreshold("hypo", bins=4096, equalisation="healthy_fit")
     hypo.load_state_dict(fitted.state_dict())
     dark = hypo.anomaly_map(volume)
     assert hyper.shape == dark.shape == (96, 96, 50) and hyper.dtype == dark.dtype == np.float32
@@ -91,7 +113,9 @@ def test_errors():
         IntensityThreshold("bright")
     with pytest.raises(ValueError, match="bins"):
         IntensityThreshold("hyper", bins=1)
-    method = IntensityThreshold("hyper")
+    with pytest.raises(ValueError, match="equalisation"):
+        IntensityThreshold("hyper", equalisation="global")
+    method = IntensityThreshold("hyper", equalisation="healthy_fit")
     with pytest.raises(RuntimeError, match="not fitted"):
         method.anomaly_map(np.zeros((4, 4, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="at least one volume"):
@@ -107,12 +131,14 @@ def test_polarity_follows_the_modality(modality, polarity):
     forced = build_detector(parse_config({"method": "thresh", "data": {"modality": modality},
                                           "thresh": {"polarity": "hyper"}}))
     assert forced.polarity == "hyper"
+    assert method.equalisation == "per_scan"  # the paper's Thresh row (Meissen et al.)
 
 
 @pytest.fixture(scope="module")
 def thresh_run(tiny_cohort, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "thresh"
     result = CliRunner().invoke(app, ["train", str(CONFIGS / "tiny" / "thresh.yaml"), "thresh.bins=4096",
+                                      "thresh.equalisation=healthy_fit",
                                       "--data", str(tiny_cohort), "--out", str(run_dir)])
     assert result.exit_code == 0, result.output
     return run_dir
@@ -134,3 +160,15 @@ def test_evaluate_scores_the_map_directly(thresh_run, tiny_cohort, tmp_path):
     result = run.sets[0]
     assert result.dataset == "brats21" and result.pooled_average_precision > 0.05  # tumours are bright on T2
     assert (tmp_path / "evaluation" / "tables" / "table3-val-dice.md").is_file()
+
+
+def test_default_per_scan_run_trains_without_weights_and_evaluates(tiny_cohort, tmp_path):
+    run_dir = tmp_path / "thresh"
+    result = CliRunner().invoke(app, ["train", str(CONFIGS / "tiny" / "thresh.yaml"),
+                                      "--data", str(tiny_cohort), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    config, method = load_run(run_dir)
+    assert config.thresh.equalisation == "per_scan" and method.equalisation == "per_scan"
+    volume = GridCache().load(split_subjects(tiny_cohort, "brats21", "test", None, "t2")[0])
+    reference = equalize_hist(volume.image, nbins=1024, mask=volume.mask)
+    assert np.abs(method.anomaly_map(volume)[volume.mask] - reference[volume.mask]).mean() < 2e-3

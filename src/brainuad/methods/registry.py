@@ -99,7 +99,7 @@ def build_baseline(config: BaselineRunConfig) -> AnomalyDetector:
     if isinstance(config, ThreshRunConfig):
         polarity = config.thresh.polarity
         return IntensityThreshold(POLARITY_BY_MODALITY[config.data.modality] if polarity == "auto" else polarity,
-                                  config.thresh.bins)
+                                  config.thresh.bins, config.thresh.equalisation)
     if isinstance(config, DAERunConfig):
         return DenoisingAutoencoder(build_unet(config.model), CoarseNoise(config.dae.resolution, config.dae.std),
                                     inference_batch_size=config.dae.inference_batch_size, seed=seed)

@@ -1,18 +1,22 @@
 """Thresh: the histogram-equalised intensity as the anomaly score (Meissen et al. 2022; paper §4.4).
 
 Meissen et al. showed that on FLAIR/T2 images a lesion segmentation by thresholding the
-histogram-equalised intensity rivals the reconstruction methods. Here the equalisation is
-*fitted* on healthy data: the empirical cumulative distribution F of the brain intensities of the
-healthy training volumes (a histogram of ``bins`` equal bins on [0, 1], linear between the bin
-edges). A voxel's score is
+histogram-equalised intensity rivals the reconstruction methods. Their baseline equalises each
+scan with the histogram of *its own* brain voxels and needs no training data; that is the
+default here (``equalisation="per_scan"``, the paper's Thresh row). With F the empirical
+cumulative distribution of the reference brain intensities (a histogram of ``bins`` equal bins on
+[0, 1], linear between the bin edges), a voxel's score is
 
-- ``F(x)`` for hyperintense lesions (T2: tumours, MS lesions), the fraction of healthy brain
+- ``F(x)`` for hyperintense lesions (T2: tumours, MS lesions), the fraction of reference brain
   voxels darker than it;
 - ``1 - F(x)`` for hypointense lesions (T1: strokes, white-matter hyperintensities appear dark),
 
-inside the brain mask and 0 outside. This is the only "training": no gradients, one pass over the
-training volumes (:meth:`IntensityThreshold.fit`). The fitted distribution is a buffer, saved
-with the run like any weights.
+inside the brain mask and 0 outside. The reference is
+
+- ``per_scan``: the scan's own brain voxels (Meissen et al.); nothing is fitted;
+- ``healthy_fit``: the brain voxels of the healthy training volumes, pooled in one pass
+  (:meth:`IntensityThreshold.fit`), kept as a buffer saved with the run like any weights. A
+  variant of this project, named so it is never mistaken for the paper's row.
 """
 
 from __future__ import annotations
@@ -27,9 +31,44 @@ from brainuad.data.grid import GridVolume
 from brainuad.methods.base import AnomalyDetector, VolumeLike
 
 Polarity = Literal["hyper", "hypo"]
+Equalisation = Literal["per_scan", "healthy_fit"]
+EQUALISATIONS: tuple[Equalisation, ...] = ("per_scan", "healthy_fit")
 POLARITY_BY_MODALITY: dict[str, Polarity] = {"t2": "hyper", "t1": "hypo"}
 """The lesion polarity of each modality (paper's sets: T2 tumours and MS lesions are bright; T1
 strokes and white-matter lesions are dark)."""
+
+
+def brain_cdf(values: Tensor, bins: int) -> Tensor:
+    """The empirical CDF of brain intensities at the bin edges ``linspace(0, 1, bins + 1)``.
+
+    Args:
+        values: (N,) intensities (values outside [0, 1] are counted in the first or last bin).
+        bins: number of equal bins on [0, 1].
+
+    Returns:
+        (bins + 1,) float64, from 0 to 1; all zero when ``values`` is empty.
+    """
+    counts = torch.histc(values.double().clamp(0, 1), bins=bins, min=0.0, max=1.0)
+    total = counts.sum()
+    cdf = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    return cdf / total if total > 0 else cdf
+
+
+def read_cdf(cdf: Tensor, intensities: Tensor) -> Tensor:
+    """F(x) of a CDF from :func:`brain_cdf`, linear between the bin edges.
+
+    Args:
+        cdf: (bins + 1,) float64.
+        intensities: any shape, [0, 1] intensities (values outside are clamped).
+
+    Returns:
+        same shape as ``intensities``, float32 in [0, 1].
+    """
+    bins = cdf.numel() - 1
+    position = intensities.double().clamp(0, 1) * bins
+    index = position.floor().clamp(max=bins - 1).long()
+    low, high = cdf[index], cdf[index + 1]
+    return (low + (position - index) * (high - low)).float()
 
 
 class IntensityThreshold(AnomalyDetector):
@@ -37,29 +76,37 @@ class IntensityThreshold(AnomalyDetector):
 
     Args:
         polarity: ``"hyper"`` (score F(x)) or ``"hypo"`` (score 1 - F(x)).
-        bins: histogram bins on [0, 1] of the fitted equalisation (>= 2).
+        bins: histogram bins on [0, 1] of the equalisation (>= 2).
+        equalisation: ``"per_scan"`` (each scan's own brain histogram; Meissen et al., the
+            default) or ``"healthy_fit"`` (the pooled healthy training brains, :meth:`fit`).
 
-    Buffers: ``cdf`` (bins + 1,) float64, F at the bin edges ``linspace(0, 1, bins + 1)``; all
-    zero until :meth:`fit`.
+    Buffers (``healthy_fit`` only): ``cdf`` (bins + 1,) float64, F at the bin edges
+    ``linspace(0, 1, bins + 1)``; all zero until :meth:`fit`.
     """
 
-    def __init__(self, polarity: Polarity, bins: int = 1024) -> None:
+    def __init__(self, polarity: Polarity, bins: int = 1024, equalisation: Equalisation = "per_scan") -> None:
         super().__init__()
         if polarity not in ("hyper", "hypo"):
             raise ValueError(f"polarity must be 'hyper' or 'hypo', got {polarity!r}")
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+        if equalisation not in EQUALISATIONS:
+            raise ValueError(f"equalisation must be one of {', '.join(EQUALISATIONS)}, got {equalisation!r}")
         self.polarity = polarity
         self.bins = bins
-        self.register_buffer("cdf", torch.zeros(bins + 1, dtype=torch.float64))
+        self.equalisation = equalisation
+        if equalisation == "healthy_fit":
+            self.register_buffer("cdf", torch.zeros(bins + 1, dtype=torch.float64))
 
     @property
     def fitted(self) -> bool:
-        """Whether :meth:`fit` (or loading fitted weights) has set the distribution."""
-        return bool(self.cdf[-1] > 0)
+        """Whether the method can score: always with ``per_scan``; with ``healthy_fit`` once
+        :meth:`fit` (or loading fitted weights) has set the distribution."""
+        return self.equalisation == "per_scan" or bool(self.cdf[-1] > 0)
 
     def fit(self, volumes: Sequence[GridVolume]) -> None:
-        """Fit F on the brain voxels (``volume.mask``) of healthy model-grid volumes.
+        """Fit F on the brain voxels (``volume.mask``) of healthy model-grid volumes
+        (``healthy_fit``); with ``per_scan`` there is nothing to fit and the volumes are not read.
 
         Intensities outside [0, 1] are counted in the first or last bin.
 
@@ -68,6 +115,8 @@ class IntensityThreshold(AnomalyDetector):
         """
         if not volumes:
             raise ValueError("fit needs at least one volume, got none")
+        if self.equalisation == "per_scan":
+            return
         counts = np.zeros(self.bins, dtype=np.int64)
         for volume in volumes:
             values = np.clip(volume.image[volume.mask], 0.0, 1.0)
@@ -78,38 +127,43 @@ class IntensityThreshold(AnomalyDetector):
         cdf = np.concatenate([[0.0], np.cumsum(counts) / total])
         self.cdf.copy_(torch.from_numpy(cdf))
 
-    def _check_fitted(self) -> None:
+    def _reference(self, brain_values: Tensor) -> Tensor:
+        """The CDF that equalises a scan whose brain intensities are ``brain_values``."""
+        if self.equalisation == "per_scan":
+            return brain_cdf(brain_values, self.bins)
         if not self.fitted:
             raise RuntimeError("IntensityThreshold is not fitted: call fit(volumes) or load a fitted run first")
+        return self.cdf
 
-    def equalise(self, intensities: Tensor) -> Tensor:
+    def equalise(self, intensities: Tensor, brain_values: Tensor | None = None) -> Tensor:
         """F(x), linear between the bin edges.
 
         Args:
             intensities: any shape, [0, 1] intensities (values outside are clamped).
+            brain_values: (N,) the scan's brain intensities, the reference of ``per_scan``
+                (default: ``intensities`` themselves); unused by ``healthy_fit``.
 
         Returns:
             same shape, float32 in [0, 1].
         """
-        self._check_fitted()
-        position = intensities.double().clamp(0, 1) * self.bins
-        index = position.floor().clamp(max=self.bins - 1).long()
-        low, high = self.cdf[index], self.cdf[index + 1]
-        return (low + (position - index) * (high - low)).float()
+        reference = self._reference(intensities.reshape(-1) if brain_values is None else brain_values)
+        return read_cdf(reference, intensities.to(reference.device))
 
-    def score(self, intensities: Tensor) -> Tensor:
-        """The anomaly score of intensities: F(x) (hyper) or 1 - F(x) (hypo); same shape, float32."""
-        equalised = self.equalise(intensities)
+    def score(self, intensities: Tensor, brain_values: Tensor | None = None) -> Tensor:
+        """The anomaly score of intensities: F(x) (hyper) or 1 - F(x) (hypo); same shape, float32
+        (``brain_values`` as in :meth:`equalise`)."""
+        equalised = self.equalise(intensities, brain_values)
         return equalised if self.polarity == "hyper" else 1 - equalised
 
     def training_loss(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """How far the fitted equalisation is from these slices' brain intensities (no gradient).
+        """How far the equalisation is from these slices' brain intensities (no gradient).
 
         The Wasserstein-1 distance between the equalised intensities of the slices' brain voxels
         (non-zero voxels: the background of a model-grid volume is 0) and the uniform distribution
-        on [0, 1], which it is for voxels drawn from the fitted distribution:
+        on [0, 1], which it is for voxels drawn from the reference distribution:
         ``mean_i |e_(i) - (i + 0.5) / n|`` over the n sorted equalised values ``e_(i)``; 0 when the
-        slices have no brain voxel.
+        slices have no brain voxel. With ``per_scan`` the slices are their own reference, so only
+        the histogram's binning is left (a check, not a model fit).
 
         Args:
             images: (N, 1, H, W) in [0, 1].
@@ -145,5 +199,7 @@ class IntensityThreshold(AnomalyDetector):
             if image.ndim != 3:
                 raise ValueError(f"a volume must be 3-D (X, Y, Z), got shape {image.shape}")
             brain = image > 0
-        scores = self.score(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.cdf.device))
+        intensities = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+        brain_values = intensities[torch.from_numpy(np.ascontiguousarray(brain, dtype=bool))]
+        scores = self.score(intensities, brain_values)
         return np.where(brain, scores.cpu().numpy(), 0.0).astype(np.float32)
