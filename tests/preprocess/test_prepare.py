@@ -147,6 +147,19 @@ def test_split_sizes_follow_the_paper_and_scale_down():
         split_sizes("mslub", 1)
 
 
+def test_split_schemes_paper_and_authors_sizes():
+    """The paper's Table 1 (IXI 358 / 44 / 158 per fold) and the authors' CSVs (387 / 44 / 160)."""
+    val, test = split_sizes("ixi", 560, "paper")
+    assert (560 - val - test, val, test) == (358, 44, 158)
+    val, test = split_sizes("ixi", 591, "authors")
+    assert (591 - val - test, val, test) == (387, 44, 160)
+    assert split_sizes("atlas", 655, "authors") == split_sizes("atlas", 655, "paper") == (175, 480)
+    splits = assign_splits("ixi", [f"IXI{i:03d}" for i in range(591)], "authors")
+    assert [len(splits[name]) for name in ("IXI_train_fold0.csv", "IXI_val_fold0.csv", "IXI_test.csv")] == [387, 44, 160]
+    with pytest.raises(ValueError, match="split scheme"):
+        split_sizes("ixi", 560, "mine")
+
+
 def test_splits_are_deterministic_and_disjoint():
     names = [f"IXI{i:03d}-Guys-{i:04d}" for i in range(40)]
     splits = assign_splits("ixi", names)
@@ -186,6 +199,11 @@ def test_command_reports_and_exits_zero(prepared_root, raw_downloads, coarse_pip
     result = CliRunner().invoke(_app(), ["prepare", "WMH", str(raw_downloads / "WMH"), str(root), "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert "2 skipped" in result.output and "validation: passed" in result.output
+    assert "split sizes: paper (the paper's Table 1" in result.output
+    result = CliRunner().invoke(_app(), ["prepare", "WMH", str(raw_downloads / "WMH"), str(root), "--splits", "authors"])
+    assert result.exit_code == 0, result.output
+    assert "split sizes: authors (the authors' split CSVs" in result.output
+    assert json.loads((root / "prepare-wmh.json").read_text())["split_scheme"] == "authors"
 
 
 def test_command_rejects_bad_options(tmp_path):
@@ -196,3 +214,5 @@ def test_command_rejects_bad_options(tmp_path):
     assert result.exit_code == 2 and "--skull-strip" in result.output
     result = runner.invoke(_app(), ["prepare", "wmh", str(tmp_path / "nowhere"), str(tmp_path / "d")])
     assert result.exit_code == 2 and "download folder not found" in result.output
+    result = runner.invoke(_app(), ["prepare", "wmh", str(tmp_path), str(tmp_path / "d"), "--splits", "mine"])
+    assert result.exit_code == 2 and "--splits" in result.output

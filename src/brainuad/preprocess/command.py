@@ -55,6 +55,9 @@ def prepare(
     skull_strip: Optional[str] = typer.Option(None, "--skull-strip", help="deepbet, none (already stripped), "
                                                                           "atlas-mask or hd-bet (your own install); "
                                                                           "default: none for brats21, else deepbet."),
+    splits: str = typer.Option("paper", "--splits", help="Split sizes: paper (Table 1: IXI 358/44/158 per fold) or "
+                                                         "authors (the authors' CSVs: IXI 387/44/160); scaled to the "
+                                                         "subjects found."),
 ) -> None:
     """Preprocess a data set from its download into the data layout, with its split CSVs.
 
@@ -74,8 +77,10 @@ def prepare(
         raise typer.BadParameter(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}",
                                  param_hint="DATASET")
     check_pipeline_options(atlas, atlas_mask, skull_strip)
+    if splits not in ("paper", "authors"):
+        raise typer.BadParameter(f"choose paper or authors, got {splits!r}", param_hint="--splits")
     with user_errors():
         pipeline = default_pipeline(dataset, atlas=load_atlas(atlas, atlas_mask), skull_strip=skull_strip)
-        summary = prepare_dataset(dataset, src, out, pipeline=pipeline, workers=workers, progress=True)
+        summary = prepare_dataset(dataset, src, out, pipeline=pipeline, workers=workers, splits=splits, progress=True)
     (console if summary.ok else err_console).print(summary.describe(), markup=False, highlight=False)
     raise typer.Exit(0 if summary.ok else 1)

@@ -9,10 +9,11 @@ re-run skips it); then the split CSVs are written and the data set is validated.
 
 Splits are drawn among the prepared subjects (those that failed are left out, so the CSVs always
 validate; the summary lists them), in an order given by a hash of each name, which depends on
-nothing else: re-running after fixing a subject moves only a few others. Sizes: the validation
-and test sizes of the paper's Table 1, scaled down in proportion when there are fewer subjects than
-the paper used (:func:`split_sizes`). IXI: a test split, and 5 folds whose validation blocks are
-disjoint while the pool allows.
+nothing else: re-running after fixing a subject moves only a few others. Sizes (:data:`SPLIT_SCHEMES`,
+``--splits``): the validation and test sizes of the paper's Table 1 (``paper``, the default) or of
+the authors' split CSVs (``authors``: IXI 387 / 44 / 160), scaled down in proportion when there are
+fewer subjects than they used (:func:`split_sizes`). IXI: a test split, and 5 folds whose validation
+blocks are disjoint while the pool allows. The summary and ``prepare-<id>.json`` state the scheme.
 
 Outputs, besides the images (``OUT/<Train|Test>/<folder>/<t1|t2|flair|mask|seg>/<name>_<kind>.nii.gz``):
 ``OUT/<Train|Test>/<folder>/transforms/<name>.json`` (:class:`PreparationRecord`),
@@ -26,6 +27,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,16 @@ from brainuad.preprocess.skullstrip import skull_stripper
 
 SPACE_FILE = "space.json"
 SPLIT_SEED = 20230101
-_IXI_TOTAL = 560  # the paper's IXI subjects: 358 train + 44 validation per fold, 158 test
+SplitScheme = Literal["paper", "authors"]
+SPLIT_SCHEMES: dict[str, str] = {
+    "paper": "the paper's Table 1: IXI 358 train / 44 validation per fold / 158 test (of 560), BraTS21 100 / 1151, "
+             "MSLUB 10 / 20, ATLAS 175 / 480, WMH 15 / 45 (validation / test)",
+    "authors": "the authors' split CSVs: IXI 387 train / 44 validation per fold / 160 test (of 591); the lesion sets "
+               "as the paper",
+}
+"""The split-size schemes ``prepare`` writes, in words (printed with its summary)."""
+_IXI_SIZES: dict[str, tuple[int, int, int]] = {"paper": (44, 158, 560), "authors": (44, 160, 591)}
+"""(validation per fold, test, all subjects) of IXI under each scheme."""
 
 
 def default_pipeline(dataset_id: str | None = None, *, atlas: Atlas | None = None,
@@ -56,23 +67,27 @@ def default_pipeline(dataset_id: str | None = None, *, atlas: Atlas | None = Non
     return Pipeline(registration=AtlasRegistration(atlas or Atlas.mni152()), skull_strip=stripper)
 
 
-def split_sizes(dataset_id: str, subjects: int) -> tuple[int, int]:
+def split_sizes(dataset_id: str, subjects: int, scheme: SplitScheme = "paper") -> tuple[int, int]:
     """(validation, test) sizes for ``subjects`` subjects of ``dataset_id``.
 
     Lesion sets: the paper's validation size (Table 1) when there are at least as many subjects
     as the paper used, the rest for testing; fewer subjects scale both down in proportion (at
-    least 1 each). IXI: (validation per fold, test), the paper's 44 and 158 of 560, scaled the same
-    way, leaving a training pool of at least validation + 1.
+    least 1 each). IXI: (validation per fold, test), 44 and 158 of 560 (``paper``) or 44 and 160 of
+    591 (``authors``), scaled the same way, leaving a training pool of at least validation + 1.
 
     Raises:
-        ValueError: an unknown data set, or too few subjects for the splits (2 for a lesion set, 3 for IXI).
+        ValueError: an unknown data set or scheme, or too few subjects for the splits (2 for a
+            lesion set, 3 for IXI).
     """
+    if scheme not in SPLIT_SCHEMES:
+        raise ValueError(f"split scheme must be one of {', '.join(SPLIT_SCHEMES)}, got {scheme!r}")
     spec = dataset(dataset_id)
     val, test = spec.paper_sizes
     if spec.healthy:
         if subjects < 3:
             raise ValueError(f"split_sizes: {dataset_id} needs at least 3 subjects, got {subjects}")
-        fraction = min(1.0, subjects / _IXI_TOTAL)
+        val, test, total = _IXI_SIZES[scheme]
+        fraction = min(1.0, subjects / total)
         test_n = max(1, round(test * fraction))
         val_n = max(1, round(val * fraction))
         val_n = min(val_n, subjects - test_n - 1)
@@ -85,7 +100,7 @@ def split_sizes(dataset_id: str, subjects: int) -> tuple[int, int]:
     return val_n, subjects - val_n
 
 
-def assign_splits(dataset_id: str, names: list[str]) -> dict[str, list[str]]:
+def assign_splits(dataset_id: str, names: list[str], scheme: SplitScheme = "paper") -> dict[str, list[str]]:
     """Split-CSV file name -> subject names (each list sorted), determined by the set of ``names`` alone.
 
     The subjects are ordered by the SHA-256 of ``"<SPLIT_SEED>:<name>"``; lesion sets: the first
@@ -94,11 +109,11 @@ def assign_splits(dataset_id: str, names: list[str]) -> dict[str, list[str]]:
     (wrapping round the pool), its training split the rest of the pool.
 
     Raises:
-        ValueError: an unknown data set or too few names (see :func:`split_sizes`).
+        ValueError: an unknown data set or scheme, or too few names (see :func:`split_sizes`).
     """
     spec = dataset(dataset_id)
     order = sorted(names, key=lambda name: hashlib.sha256(f"{SPLIT_SEED}:{name}".encode()).hexdigest())
-    val, test = split_sizes(dataset_id, len(order))
+    val, test = split_sizes(dataset_id, len(order), scheme)
     if not spec.healthy:
         return {spec.split_file("val"): sorted(order[:val]), spec.split_file("test"): sorted(order[val:])}
     splits = {spec.split_file("test"): sorted(order[:test])}
@@ -167,6 +182,7 @@ class PrepareSummary:
         incomplete: subjects left out, with why (a missing modality or label map).
         notes: remarks on the download (ages unreadable, ...).
         splits: split-CSV name -> rows written.
+        split_scheme: whose split sizes they follow (:data:`SPLIT_SCHEMES`).
         validation_errors: findings of ``brainuad validate`` on the data set (empty when it passes).
         seconds: wall-clock time.
         log: the log file.
@@ -179,6 +195,7 @@ class PrepareSummary:
     incomplete: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     splits: dict[str, int] = field(default_factory=dict)
+    split_scheme: SplitScheme = "paper"
     validation_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     log: Path | None = None
@@ -203,6 +220,8 @@ class PrepareSummary:
         lines += [f"  failed {result.name}: {result.reason}" for result in self.failed]
         lines += [f"  incomplete {name}: {why}" for name, why in sorted(self.incomplete.items())]
         lines += [f"  note: {note}" for note in self.notes]
+        lines.append(f"  split sizes: {self.split_scheme} ({SPLIT_SCHEMES[self.split_scheme]}), scaled to the "
+                     "subjects prepared")
         lines.append("  splits: " + ", ".join(f"{name} {rows}" for name, rows in self.splits.items()))
         lines.append("  validation: " + ("passed" if not self.validation_errors else
                                          f"{len(self.validation_errors)} error(s): " + "; ".join(self.validation_errors[:5])))
@@ -215,12 +234,12 @@ class PrepareSummary:
                 "done": [r.name for r in self.results if r.status == "done"],
                 "skipped": [r.name for r in self.results if r.status == "skipped"],
                 "failed": {r.name: r.reason for r in self.failed}, "incomplete": self.incomplete,
-                "notes": self.notes, "splits": self.splits, "validation_errors": self.validation_errors,
+                "notes": self.notes, "split_scheme": self.split_scheme, "splits": self.splits, "validation_errors": self.validation_errors,
                 "seconds": round(self.seconds, 1)}
 
 
 def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeline: Pipeline | None = None,
-                    workers: int = 1, progress: bool = True) -> PrepareSummary:
+                    workers: int = 1, splits: SplitScheme = "paper", progress: bool = True) -> PrepareSummary:
     """Prepare a data set's download into the data directory ``out``.
 
     Args:
@@ -229,6 +248,7 @@ def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeli
         out: the data directory (created if needed; other data sets in it are kept).
         pipeline: the preprocessing (default :func:`default_pipeline` of the data set).
         workers: subjects prepared in parallel processes (>= 1).
+        splits: the split sizes, ``paper`` (Table 1) or ``authors`` (their CSVs); see :data:`SPLIT_SCHEMES`.
         progress: show a progress bar on stderr.
 
     Returns:
@@ -242,6 +262,8 @@ def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeli
         raise ValueError(f"unknown data set {dataset_id!r}; choose one of {', '.join(DATASETS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if splits not in SPLIT_SCHEMES:
+        raise ValueError(f"splits must be one of {', '.join(SPLIT_SCHEMES)}, got {splits!r}")
     started = time.perf_counter()
     src, root = Path(src), Path(out)
     if not src.is_dir():
@@ -253,7 +275,7 @@ def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeli
                          + (f" ({len(discovery.incomplete)} incomplete)" if discovery.incomplete else ""),
                          "see docs/preprocessing.md for the folder layout the download must have")
     try:
-        split_sizes(dataset_id, len(discovery.subjects))
+        split_sizes(dataset_id, len(discovery.subjects), splits)
     except ValueError as error:
         raise InputError(src, str(error)) from None
     if root.exists() and not root.is_dir():
@@ -268,9 +290,9 @@ def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeli
                      description=f"preparing {dataset_id}")
     prepared = set(batch.names("done")) | set(batch.names("skipped"))
     summary = PrepareSummary(dataset_id, root, len(discovery.subjects), batch.results, discovery.incomplete,
-                             discovery.notes, log=log)
+                             discovery.notes, split_scheme=splits, log=log)
     try:
-        summary.splits = _write_splits(root, spec, discovery.subjects, prepared)
+        summary.splits = _write_splits(root, spec, discovery.subjects, prepared, splits)
     except ValueError as error:  # too few subjects were prepared to fill the splits
         summary.validation_errors = [f"no split CSVs written: {error}"]
     else:
@@ -339,12 +361,13 @@ def space_atlas(root: str | Path) -> Atlas | None:
     return atlas
 
 
-def _write_splits(root: Path, spec: DatasetSpec, subjects: list[FoundSubject], prepared: set[str]) -> dict[str, int]:
+def _write_splits(root: Path, spec: DatasetSpec, subjects: list[FoundSubject], prepared: set[str],
+                  scheme: SplitScheme) -> dict[str, int]:
     """Write the split CSVs of the prepared subjects; returns CSV name -> rows."""
     by_name = {subject.name: subject for subject in subjects if subject.name in prepared}
     image = spec.modalities[0] if spec.healthy else spec.eval_modality
     written = {}
-    for csv_name, names in assign_splits(spec.id, list(by_name)).items():
+    for csv_name, names in assign_splits(spec.id, list(by_name), scheme).items():
         rows = [SplitRecord(img_name=name, age=by_name[name].age, label=0 if spec.healthy else 1,
                             img_path=layout_path(spec, image, name), mask_path=layout_path(spec, "mask", name),
                             seg_path=None if spec.healthy else layout_path(spec, "seg", name))
