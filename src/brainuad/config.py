@@ -37,6 +37,9 @@ class DataConfig(Section):
     augment: bool = True
     val_slices_per_volume: int = Field(10, ge=1)
     cache_dir: Path | None = Field(None, description="on-disk cache of model-grid volumes (None: memory only)")
+    normalise_on: Literal["model_grid", "input_grid"] = Field(
+        "model_grid", description="clip/rescale intensities on the 2 mm model grid (default) or at 1 mm before "
+                                  "downsampling (input_grid: the authors' code); evaluation and predict follow the run")
 
 
 class TrainConfig(Section):

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
-from brainuad.data.grid import CROP_SHAPE, GridVolume, to_model_grid
+from brainuad.data.grid import CROP_SHAPE, NORMALISE_ON, GridVolume, NormaliseOn, to_model_grid
 from brainuad.data.io import IMAGE_SUFFIXES, image_stem, image_suffix, is_image_file, write_image
 from brainuad.data.volume import Volume
 from brainuad.errors import BrainUADError, InputError
@@ -504,11 +504,13 @@ class Detector:
         preprocessing: a pipeline that brings raw scan files into the training data's space first
             (its atlas must be the one the training data was registered to); None: files are taken
             as preprocessed.
+        normalise_on: where intensities are normalised, as the method was trained
+            (:func:`~brainuad.data.grid.to_model_grid`; the run's ``data.normalise_on``).
     """
 
     def __init__(self, method: AnomalyScorer, threshold: ThresholdChoice, *,
                  orientation: str = TRAINING_ORIENTATION, name: str = "detector",
-                 preprocessing: "Pipeline | None" = None) -> None:
+                 preprocessing: "Pipeline | None" = None, normalise_on: NormaliseOn = "model_grid") -> None:
         if not isinstance(method, AnomalyScorer):
             raise ValueError(f"method must offer anomaly_map(volume), got {type(method).__name__}")
         if not isinstance(threshold, ThresholdChoice):
@@ -519,6 +521,9 @@ class Detector:
         self.orientation = "".join(check_orientation(orientation))
         self.name = name
         self.preprocessing = preprocessing
+        if normalise_on not in NORMALISE_ON:
+            raise ValueError(f"normalise_on must be one of {', '.join(NORMALISE_ON)}, got {normalise_on!r}")
+        self.normalise_on = normalise_on
 
     def __repr__(self) -> str:
         raw = "" if self.preprocessing is None else ", raw scans preprocessed"
@@ -569,7 +574,7 @@ class Detector:
         oriented = Volume(reorientation.apply(volume.image), reorientation.affine,
                           mask=reorientation.apply(volume.mask), name=volume.name, source=volume.source)
         try:
-            grid = to_model_grid(oriented)
+            grid = to_model_grid(oriented, normalise_on=self.normalise_on)
         except ValueError as error:
             raise InputError(where, str(error)) from None
         inside = int(grid.transform.crop(oriented.mask).sum())
@@ -696,9 +701,10 @@ def load_detector(run_dir: str | Path, *, threshold: float | None = None, thresh
     """
     from brainuad.checkpoint import load_run
 
-    _, method = load_run(run_dir, device)
+    config, method = load_run(run_dir, device)
     choice = resolve_threshold(run_dir, threshold=threshold, threshold_from=threshold_from, dataset=dataset)
-    return Detector(method, choice, orientation=orientation, name=Path(run_dir).name, preprocessing=preprocessing)
+    return Detector(method, choice, orientation=orientation, name=Path(run_dir).name, preprocessing=preprocessing,
+                    normalise_on=config.data.normalise_on)
 
 
 def training_atlas(run_dir: str | Path) -> "tuple[Atlas, str]":

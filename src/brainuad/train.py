@@ -323,7 +323,8 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
     data = HealthySlicesDataModule(
         config.data.root, config.data.modality, config.data.fold, batch_size=config.data.batch_size,
         num_workers=config.data.num_workers, augmentation=SliceAugmentation() if config.data.augment else None,
-        val_slices_per_volume=config.data.val_slices_per_volume, cache=GridCache(config.data.cache_dir),
+        val_slices_per_volume=config.data.val_slices_per_volume,
+        cache=GridCache(config.data.cache_dir, normalise_on=config.data.normalise_on),
         progress=(lambda items, text: track(items, description=text, transient=True)) if progress else None,
         stack_size=config.sequence.stack_size if config.method == "svae" else 1)
     if config.method == "thresh":

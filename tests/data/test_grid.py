@@ -81,3 +81,34 @@ def test_volume_without_mask_is_refused():
     volume = _volume()
     with pytest.raises(ValueError, match="no brain mask"):
         to_model_grid(Volume(volume.image, volume.affine, name="x"))
+
+
+def test_authors_order_normalises_at_1mm_then_downsamples():
+    """normalise_on="input_grid": clip and rescale with the 1 mm brain's percentiles, then the
+    B-spline downsampling, which overshoots [0, 1] at the brain edge (the authors' order)."""
+    volume = _volume()
+    paper = to_model_grid(volume)
+    authors = to_model_grid(volume, normalise_on="input_grid")
+    transform = GridTransform.for_shape(volume.shape, volume.affine)
+    expected = transform.to_grid(normalise_intensity(volume.image, volume.mask), label=False)
+    np.testing.assert_array_equal(authors.image, expected)
+    np.testing.assert_array_equal(authors.mask, paper.mask)
+    assert authors.image.min() < 0 or authors.image.max() > 1  # overshoot near edges
+    assert not np.allclose(authors.image, paper.image, atol=1e-3)
+    with pytest.raises(ValueError, match="normalise_on"):
+        to_model_grid(volume, normalise_on="1mm")
+
+
+def test_cache_keys_the_normalisation(tmp_path):
+    from brainuad.data.cache import GridCache
+    from brainuad.data.io import write_image
+    from brainuad.data.layout import Subject
+
+    volume = _volume()
+    image = write_image(tmp_path / "v.nii.gz", volume.image, volume.affine)
+    mask = write_image(tmp_path / "v_mask.nii.gz", volume.mask.astype(np.uint8), volume.affine)
+    subject = Subject(name="v", image=image, mask=mask, seg=None, label=0)
+    grids = {order: GridCache(tmp_path / "cache", normalise_on=order).load(subject).image
+             for order in ("model_grid", "input_grid")}
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    np.testing.assert_array_equal(grids["input_grid"], to_model_grid(volume, normalise_on="input_grid").image)

@@ -172,3 +172,24 @@ def test_default_per_scan_run_trains_without_weights_and_evaluates(tiny_cohort, 
     volume = GridCache().load(split_subjects(tiny_cohort, "brats21", "test", None, "t2")[0])
     reference = equalize_hist(volume.image, nbins=1024, mask=volume.mask)
     assert np.abs(method.anomaly_map(volume)[volume.mask] - reference[volume.mask]).mean() < 2e-3
+
+
+def test_evaluate_and_predict_follow_the_runs_intensity_normalisation(tiny_cohort, tmp_path):
+    from brainuad.data.grid import to_model_grid
+    from brainuad.data.volume import Volume
+    from brainuad.predict import load_detector
+
+    run_dir = tmp_path / "thresh"
+    result = CliRunner().invoke(app, ["train", str(CONFIGS / "tiny" / "thresh.yaml"), "data.normalise_on=input_grid",
+                                      "--data", str(tiny_cohort), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    evaluate_runs([run_dir], tiny_cohort, tmp_path / "evaluation", sets=["brats21"], ablation=False, limit=2,
+                  cache_dir=tmp_path / "cache", progress=False)
+    cached = [np.load(path)["image"] for path in (tmp_path / "cache").glob("*.npz")]
+    assert cached and any(image.min() < 0 or image.max() > 1 for image in cached)  # the 1 mm order overshoots
+    detector = load_detector(run_dir, threshold=0.5)
+    assert detector.normalise_on == "input_grid"
+    subject = split_subjects(tiny_cohort, "brats21", "test", None, "t2")[0]
+    prepared = detector.prepare(subject.image, mask=subject.mask)
+    expected = to_model_grid(Volume.load(subject.image, subject.mask), normalise_on="input_grid")
+    np.testing.assert_allclose(prepared.grid.image, expected.image, atol=1e-6)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainuad.data.grid import CROP_SHAPE, DOWNSAMPLE, GridTransform, GridVolume, to_model_grid
+from brainuad.data.grid import CROP_SHAPE, DOWNSAMPLE, GridTransform, GridVolume, NormaliseOn, to_model_grid
 from brainuad.data.layout import Subject
 from brainuad.data.volume import Volume
 from brainuad.errors import InputError
@@ -30,21 +30,23 @@ class GridCache:
     Args:
         cache_dir: folder for ``.npz`` copies that survive the run (None: memory only).
         crop_shape, factor: the model-grid parameters (method.md §2 defaults).
+        normalise_on: where intensities are normalised (:func:`~brainuad.data.grid.to_model_grid`).
         in_memory: keep every loaded volume in memory (training reads its volumes every epoch);
             False for one pass over many volumes (evaluation), where memory must stay flat and
             only ``cache_dir`` keeps copies.
     """
 
     def __init__(self, cache_dir: str | Path | None = None, crop_shape: tuple[int, int, int] = CROP_SHAPE,
-                 factor: int = DOWNSAMPLE, *, in_memory: bool = True) -> None:
+                 factor: int = DOWNSAMPLE, *, normalise_on: NormaliseOn = "model_grid", in_memory: bool = True) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.crop_shape = tuple(crop_shape)
         self.factor = factor
+        self.normalise_on = normalise_on
         self.in_memory = in_memory
         self._memory: dict[str, GridVolume] = {}
 
     def _key(self, subject: Subject) -> str:
-        facts = [str(_CACHE_VERSION), str(self.crop_shape), str(self.factor)]
+        facts = [str(_CACHE_VERSION), str(self.crop_shape), str(self.factor), self.normalise_on]
         for path in (subject.image, subject.mask, subject.seg):
             if path is None:
                 facts.append("-")
@@ -68,7 +70,7 @@ class GridCache:
         grid = self._read_disk(key, subject) if self.cache_dir else None
         if grid is None:
             volume = Volume.load(subject.image, subject.mask, subject.seg, name=subject.name)
-            grid = to_model_grid(volume, self.crop_shape, self.factor)
+            grid = to_model_grid(volume, self.crop_shape, self.factor, self.normalise_on)
             if self.cache_dir:
                 self._write_disk(key, grid)
         if self.in_memory:

@@ -4,6 +4,15 @@ method.md §2, steps 5-6: centre crop/pad to 192 x 192 x 100, downsample by 2 (c
 images, nearest neighbour for labels) to 96 x 96 x 50, then clip to the 1st/99th percentiles of the
 intensities inside the brain mask and scale to [0, 1]; voxels outside the brain are 0.
 
+Where the intensities are normalised is a named choice (:data:`NORMALISE_ON`); the paper does not
+say:
+
+- ``"model_grid"`` (the default): after downsampling, with the percentiles of the 2 mm brain, so
+  the image lies exactly in [0, 1] and is 0 outside the brain mask;
+- ``"input_grid"`` (the authors' code): clip and rescale at 1 mm with the percentiles of the 1 mm
+  brain, then downsample; the cubic B-spline then overshoots [0, 1] slightly near edges and leaves
+  small values just outside the 2 mm mask, as in the published numbers.
+
 :class:`GridTransform` records the crop/pad of one input so model-grid maps can be carried back
 onto the input's own voxel grid (same shape and affine), for outputs that overlay the input scan.
 """
@@ -11,6 +20,7 @@ onto the input's own voxel grid (same shape and affine), for outputs that overla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -21,6 +31,9 @@ MODEL_GRID_SHAPE = (96, 96, 50)
 CROP_SHAPE = (192, 192, 100)
 DOWNSAMPLE = 2
 PERCENTILES = (1.0, 99.0)
+NormaliseOn = Literal["model_grid", "input_grid"]
+NORMALISE_ON: tuple[NormaliseOn, ...] = ("model_grid", "input_grid")
+"""Where :func:`to_model_grid` clips and rescales intensities (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,7 @@ class GridVolume:
     """A volume on the model grid, ready for a method.
 
     Attributes:
-        image: (96, 96, 50) float32 in [0, 1].
+        image: (96, 96, 50) float32 in [0, 1] (about [0, 1] when normalised on the input grid).
         mask: (96, 96, 50) bool brain mask.
         seg: (96, 96, 50) bool segmentation or None.
         name: subject identifier.
@@ -167,15 +180,19 @@ class GridVolume:
 
 
 def to_model_grid(volume: Volume, crop_shape: tuple[int, int, int] = CROP_SHAPE,
-                  factor: int = DOWNSAMPLE) -> GridVolume:
+                  factor: int = DOWNSAMPLE, normalise_on: NormaliseOn = "model_grid") -> GridVolume:
     """Bring a preprocessed 1 mm volume onto the model grid (method.md §2 steps 5-6).
 
     Args:
         volume: the input; its ``mask`` is required (the brain mask decides the percentiles).
+        normalise_on: clip and rescale after downsampling (``"model_grid"``) or before it, at 1 mm
+            (``"input_grid"``, the authors' order); see the module docstring.
 
     Returns:
         A :class:`GridVolume` with (96, 96, 50) arrays for the default ``crop_shape`` and ``factor``.
     """
+    if normalise_on not in NORMALISE_ON:
+        raise ValueError(f"normalise_on must be one of {', '.join(NORMALISE_ON)}, got {normalise_on!r}")
     if volume.mask is None:
         raise ValueError(f"volume {volume.name!r} has no brain mask; one is needed for the model grid")
     transform = GridTransform.for_shape(volume.shape, volume.affine, crop_shape, factor)
@@ -183,6 +200,9 @@ def to_model_grid(volume: Volume, crop_shape: tuple[int, int, int] = CROP_SHAPE,
     if not mask.any():
         raise ValueError(f"volume {volume.name!r}: no brain voxel is left inside the centred "
                          f"{crop_shape} box; is the scan preprocessed (1 mm, brain centred)?")
-    image = normalise_intensity(transform.to_grid(volume.image, label=False), mask)
+    if normalise_on == "model_grid":
+        image = normalise_intensity(transform.to_grid(volume.image, label=False), mask)
+    else:
+        image = transform.to_grid(normalise_intensity(volume.image, volume.mask.astype(bool)), label=False)
     seg = None if volume.seg is None else transform.to_grid(volume.seg, label=True)
     return GridVolume(image=image, mask=mask, seg=seg, name=volume.name, transform=transform)

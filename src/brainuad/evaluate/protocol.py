@@ -62,7 +62,7 @@ import numpy as np
 import torch
 
 from brainuad.data.cache import GridCache
-from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
+from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume, NormaliseOn
 from brainuad.data.layout import DATASETS, LESION_SETS, Subject, resolve_data_root, sets_for_modality, split_subjects
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.histograms import compare_intensity_histograms
@@ -575,7 +575,7 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
                     thresholds: Sequence[str] = ("val-dice",), postprocessing: PostProcessing = PostProcessing(),
                     lpips: MedicalLpips | None = None, t_sweep: Sequence[int] | None = None, ablation: bool = True,
                     limit: int | None = None, cache_dir: str | Path | None = None,
-                    progress: bool = True) -> RunResult:
+                    normalise_on: NormaliseOn = "model_grid", progress: bool = True) -> RunResult:
     """Evaluate one built method with the full protocol (see the module docstring).
 
     Args:
@@ -597,6 +597,8 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
         ablation: also evaluate "without CC / MF / BE" (paper Table 4) from the same maps.
         limit: use only the first ``limit`` volumes of every split (quick looks), or None.
         cache_dir: on-disk cache of model-grid volumes, or None.
+        normalise_on: where intensities are normalised, as the method was trained
+            (:func:`~brainuad.data.grid.to_model_grid`).
         progress: show progress bars on stderr.
 
     Raises:
@@ -621,8 +623,8 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
     variants = postprocessing_variants(postprocessing, ablation)
     pairs = _pairs(rules, variants)
     # volumes are read once per split: the cache keeps no copies in memory, so memory stays flat
-    context = _Context(resolve_data_root(data_root), modality, fold, limit, GridCache(cache_dir, in_memory=False),
-                       progress, name)
+    cache = GridCache(cache_dir, normalise_on=normalise_on, in_memory=False)
+    context = _Context(resolve_data_root(data_root), modality, fold, limit, cache, progress, name)
     scorer = volume_scorer(method)
     notes = []
     healthy_thresholds = _healthy_thresholds(scorer, pairs, context)
@@ -819,7 +821,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
         results.append(evaluate_method(
             method, root, name=name, modality=config.data.modality, fold=config.data.fold, group=label,
             method_name=config.method, sets=sets, thresholds=thresholds, postprocessing=postprocessing, lpips=lpips,
-            t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir, progress=progress))
+            t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir,
+            normalise_on=config.data.normalise_on, progress=progress))
         del method
     summary = summarise(results)
     files = write_evaluation(summary, out_dir)
