@@ -132,3 +132,18 @@ def preprocessed_scans(tiny_cohort, tmp_path_factory) -> PreprocessedScans:
     return PreprocessedScans(
         folder, PreprocessedScan(folder / "plain_t2.nii.gz", arrays["lesion"], arrays["brain"]),
         PreprocessedScan(folder / "reoriented_t2.mha", _reorder(arrays["lesion"]), _reorder(arrays["brain"])), broken)
+
+
+@pytest.fixture(scope="session")
+def thresh_run(tiny_cohort, tmp_path_factory) -> Path:
+    """A Thresh run (per-scan equalisation, T2) on the tiny cohort, made with ``brainuad train``:
+    the cheapest real run directory for command-line tests. Evaluations may add thresholds.json."""
+    from typer.testing import CliRunner
+
+    from brainuad.cli import app
+
+    run_dir = tmp_path_factory.mktemp("thresh-run") / "thresh"
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "thresh.yaml"
+    result = CliRunner().invoke(app, ["train", str(config), "--data", str(tiny_cohort), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    return run_dir

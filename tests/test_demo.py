@@ -26,7 +26,7 @@ def demo_folder(tiny_cohort, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def demo_run(demo_folder):
-    result = CliRunner().invoke(app, ["demo", "--out", str(demo_folder), "--size", "tiny", "--minutes", "0.1"])
+    result = CliRunner().invoke(app, ["demo", "--out", str(demo_folder), "--size", "tiny", "--steps", "7"])
     return result, " ".join(result.output.split())
 
 
@@ -38,7 +38,9 @@ def test_the_demo_trains_evaluates_and_reports(demo_folder, demo_run):
         assert (demo_folder / "runs" / method / "model.safetensors").is_file()
         stored = json.loads((demo_folder / "runs" / method / "thresholds.json").read_text())
         assert {record["dataset"] for record in stored["thresholds"]} == set(DEMO_SETS)
-    assert "(0.1 min budget)" in output
+    assert "(7 steps budget)" in output and output.count("7 steps in") == 2
+    for method in ("cddpm", "ddpm"):
+        assert json.loads((demo_folder / "runs" / method / "training.json").read_text())["steps"] == 7
     report = demo_folder / "evaluation" / "report.html"
     assert f"report: {report.resolve()}" in output
     page = report.read_text()
@@ -66,7 +68,7 @@ def test_a_second_run_keeps_the_finished_steps(demo_folder, demo_run, monkeypatc
                for method in DEMO_METHODS}
     said = []
     with pytest.raises(EvaluationReached) as reached:
-        run_demo(demo_folder, minutes=0.1, size="tiny", say=said.append, progress=False)
+        run_demo(demo_folder, steps=7, size="tiny", say=said.append, progress=False)
     assert reached.value.args[0] == list(DEMO_METHODS)
     assert said[0] == f"[1/4] synthetic cohort already in {demo_folder / 'data'}"
     for method in DEMO_METHODS:
@@ -79,3 +81,16 @@ def test_bad_arguments_are_refused(tmp_path):
     assert result.exit_code == 2 and "size must be tiny, small or medium" in " ".join(result.output.split())
     with pytest.raises(ValueError, match="minutes must be > 0"):
         run_demo(tmp_path, minutes=0)
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        run_demo(tmp_path, steps=0)
+    with pytest.raises(ValueError, match="give a training budget"):
+        run_demo(tmp_path, steps=None)
+
+
+def test_the_cli_default_budget_is_the_demos():
+    import inspect
+
+    from brainuad.cli import demo
+    from brainuad.demo import DEMO_STEPS
+
+    assert inspect.signature(demo).parameters["steps"].default.default == DEMO_STEPS

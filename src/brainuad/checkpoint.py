@@ -8,14 +8,13 @@ TensorBoard) and training figures. Loading a trained model for inference reads o
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from brainuad.atomic import atomic_path, write_text
 from brainuad.config import dump_config, load_config
 from brainuad.errors import InputError
 
@@ -26,16 +25,9 @@ WEIGHTS_FILE = "model.safetensors"
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor]) -> Path:
     """Write a state dict as safetensors, atomically (contiguous CPU copies of the tensors)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary))
     return path
 
 
@@ -56,13 +48,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 def write_config(run_dir: str | Path, config) -> Path:
     """Write the run's full config to ``RUN/config.yaml``, atomically."""
-    path = Path(run_dir) / CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(dump_config(config))
-    os.replace(temporary, path)
-    return path
+    return write_text(Path(run_dir) / CONFIG_FILE, dump_config(config))
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):

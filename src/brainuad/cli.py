@@ -8,9 +8,11 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 
 from brainuad.errors import BrainUADError, ConfigError
+from brainuad.lock import FolderLock
 
 app = typer.Typer(
     name="brainuad",
@@ -26,12 +28,22 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn brainuad's input errors into a one-line message and exit code 2."""
+    """Turn errors a user can act on into a one-line message instead of a traceback.
+
+    brainuad's input and config errors and the library's ``ValueError`` for a bad value: the
+    message and exit code 2. A file that cannot be read or written (``OSError``: permissions, a full
+    disk, a vanished folder): which file and why, exit code 1. Nothing is left half-written (every
+    write is atomic, :mod:`brainuad.atomic`).
+    """
     try:
         yield
-    except BrainUADError as error:
-        err_console.print(f"[bold red]error:[/] {error}")
+    except (BrainUADError, ValueError) as error:
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        err_console.print(f"[bold red]error:[/] {escape(where + (error.strerror or str(error)))}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -102,16 +114,19 @@ def validate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for the demo's data, runs and evaluation."),
-    minutes: float = typer.Option(4.0, min=0.1, help="Training budget per diffusion model, in minutes."),
+    steps: int = typer.Option(500, min=1, help="Training budget per diffusion model, in optimiser steps (the same "
+                                               "models and tables on any machine for one seed)."),
+    minutes: Optional[float] = typer.Option(None, min=0.01, help="Also stop each training after this wall time; "
+                                                                 "then results depend on the machine's speed."),
     size: str = typer.Option("small", help="Synthetic cohort size: tiny, small or medium."),
     seed: int = typer.Option(0, help="Seed of the synthetic cohort and of training."),
 ) -> None:
     """The main job on data it generates, no data needed.
 
     Synthesises a cohort and validates it, trains a cDDPM and a DDPM (tiny configs, T2, IXI fold 0)
-    for MINUTES each and fits the intensity-threshold baseline, evaluates all three on the synthetic
-    BraTS21 and MSLUB sets with the paper's protocol, and writes OUT/evaluation/report.html.
-    Re-running into the same folder keeps finished steps.
+    for STEPS optimiser steps each (or MINUTES, whichever comes first), fits the intensity-threshold
+    baseline, evaluates all three on the synthetic BraTS21 and MSLUB sets with the paper's protocol,
+    and writes OUT/evaluation/report.html. Re-running into the same folder keeps finished steps.
     """
     from rich.table import Table
 
@@ -120,7 +135,7 @@ def demo(
     if size not in ("tiny", "small", "medium"):
         raise typer.BadParameter(f"size must be tiny, small or medium, got {size!r}", param_hint="--size")
     with user_errors():
-        result = run_demo(out, minutes=minutes, size=size, seed=seed, say=console.print)
+        result = run_demo(out, steps=steps, minutes=minutes, size=size, seed=seed, say=console.print)
     table = Table("method", "set", "threshold", "Dice (%)", "AUPRC per volume (%)", "AUPRC pooled (%)",
                   title="Test split, validation-Dice threshold (synthetic cohort)")
     for row in result.rows:
@@ -196,6 +211,35 @@ def pretrain(
     _train(config, data, out, overrides or [], ("spark",))
 
 
+def _predict_all(detector, scans: list[Path], mask: Optional[Path], out: Path, failures: list) -> int:
+    """Predict and write every scan, reporting each; failures are appended; returns how many were written."""
+    from brainuad.predict import write_prediction
+
+    done = 0
+    results = detector.predict_files(scans, mask)
+    for scan, outcome in track(results, total=len(scans), description="predicting", console=err_console,
+                               transient=True):
+        if isinstance(outcome, BrainUADError):
+            failures.append(outcome)
+            err_console.print(f"[red]failed:[/] {escape(str(outcome))}", highlight=False)
+            continue
+        try:
+            write_prediction(outcome, out)
+        except (OSError, BrainUADError) as error:
+            failures.append(error)
+            err_console.print(f"[red]failed:[/] {escape(f'{scan}: outputs cannot be written to {out} ({error})')}",
+                              highlight=False)
+            continue
+        done += 1
+        console.print(f"{escape(str(scan))}: {outcome.anomaly_volume_ml:.1f} ml above the threshold -> "
+                      f"{escape(str(out / outcome.name))}_*; brain mask: {escape(outcome.mask_source)}", highlight=False)
+        for note in outcome.notes:
+            console.print(f"  note: {escape(note)}", highlight=False)
+        for warning in outcome.warnings:
+            err_console.print(f"  [yellow]warning:[/] {escape(f'{scan.name}: {warning}')}", highlight=False)
+    return done
+
+
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Training run directory (config.yaml and model.safetensors)."),
@@ -240,7 +284,12 @@ def predict(
     Exit code 0 when every scan was predicted, 1 when any failed (each is reported), 2 for a usage error.
     """
     from brainuad.data.layout import LESION_SETS
-    from brainuad.predict import check_orientation, discover_inputs, load_detector, training_atlas, write_prediction
+    from brainuad.predict import (
+        check_orientation,
+        discover_inputs,
+        load_detector,
+        training_atlas,
+    )
     from brainuad.preprocess.command import check_pipeline_options, load_atlas
     from brainuad.preprocess.prepare import default_pipeline
 
@@ -279,27 +328,8 @@ def predict(
     failures = list(discovery.problems)
     for problem in discovery.problems:
         err_console.print(f"[red]failed:[/] {problem}", highlight=False)
-    done = 0
-    results = detector.predict_files(discovery.scans, mask)
-    for scan, outcome in track(results, total=len(discovery.scans), description="predicting", console=err_console,
-                               transient=True):
-        if isinstance(outcome, BrainUADError):
-            failures.append(outcome)
-            err_console.print(f"[red]failed:[/] {outcome}", highlight=False)
-            continue
-        try:
-            write_prediction(outcome, out)
-        except (OSError, BrainUADError) as error:
-            failures.append(error)
-            err_console.print(f"[red]failed:[/] {scan}: outputs cannot be written to {out} ({error})", highlight=False)
-            continue
-        done += 1
-        console.print(f"{scan}: {outcome.anomaly_volume_ml:.1f} ml above the threshold -> {out / outcome.name}_*; "
-                      f"brain mask: {outcome.mask_source}", highlight=False)
-        for note in outcome.notes:
-            console.print(f"  note: {note}", highlight=False)
-        for warning in outcome.warnings:
-            err_console.print(f"  [yellow]warning:[/] {scan.name}: {warning}", highlight=False)
+    with user_errors(), FolderLock(out, "writing predictions"):
+        done = _predict_all(detector, discovery.scans, mask, out, failures)
     console.print(f"{done} of {done + len(failures)} scan(s) predicted into {out} (reconstructions on the model's "
                   "normalised [0, 1] intensity scale)")
     raise typer.Exit(1 if failures else 0)

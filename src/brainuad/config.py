@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from brainuad.errors import ConfigError
 
@@ -47,10 +55,11 @@ class TrainConfig(Section):
 
     lr: float = Field(1e-5, gt=0)
     max_epochs: int = Field(1600, ge=1)
-    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time (the demo's budget)")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (the demo's budget)")
+    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant (the paper) or cosine decay to lr/20 over the run's budget: max_epochs, "
-                                "or max_minutes when that ends the run first")
+                                "max_steps or max_minutes, whichever ends the run first")
     precision: Literal["32-true", "bf16-mixed", "16-mixed"] = Field(
         "32-true", description="training precision: 32-true (the paper's fp32, the default), bf16-mixed or 16-mixed "
                                "(autocast; the authors' code trains cDDPM with 16-mixed)")
@@ -288,6 +297,9 @@ class ThreshRunConfig(_RunBase):
     method: Literal["thresh"] = "thresh"
     thresh: ThreshConfig = ThreshConfig()
 
+
+DIFFUSION_RUN_CONFIGS = (DDPMRunConfig, PDDPMRunConfig, CDDPMRunConfig)
+"""The run configs of diffusion methods (a ``diffusion`` section: noise levels, t_test sweeps)."""
 
 METHODS = ("ddpm", "pddpm", "cddpm", "spark", "ae", "vae", "svae", "dae", "fanogan", "thresh")
 """The ``method`` names a run config may have."""

@@ -2,7 +2,8 @@
 
 1. Synthesise a cohort (``small`` by default) and validate it.
 2. Train a cDDPM and an unconditioned DDPM with the tiny configs on T2 slices of IXI fold 0,
-   each for a wall-time budget, and fit the intensity-threshold baseline (Thresh).
+   each for a budget of optimiser steps (so one seed gives the same tables on any machine; a
+   wall-time budget is an option), and fit the intensity-threshold baseline (Thresh).
 3. Evaluate all three on the synthetic ``brats21`` and ``mslub`` sets with the paper's protocol
    (validation-Dice threshold, test Dice and AUPRC; no ablation) and write one HTML report.
 
@@ -29,13 +30,16 @@ from brainuad.data.validate import validate_data_dir
 from brainuad.errors import BrainUADError
 from brainuad.evaluate.protocol import evaluate_runs
 from brainuad.evaluate.results import EvaluationSummary
+from brainuad.lock import FolderLock
 from brainuad.train import SUMMARY_FILE, train_run
 
 DEMO_METHODS = ("cddpm", "ddpm", "thresh")
 DEMO_SETS = ("brats21", "mslub")
-DEMO_MINUTES = 4.0
-"""Default training budget per diffusion model (``brainuad demo --minutes``): the whole ``make demo``,
-install included, then took 14.1 minutes on a 2-core CPU (docs/performance.md)."""
+DEMO_STEPS = 500
+"""Default training budget per diffusion model (``brainuad demo --steps``): optimiser steps, not
+minutes, so a slower or busier machine trains the same models (a 4-minute budget gave 531 cDDPM
+steps on an idle 2-core CPU and 105 on a busy one). About 3.8 min (cDDPM) and 2.7 min (DDPM) on an
+idle 2-core CPU (docs/performance.md)."""
 VALIDATE_EVERY_N_EPOCHS = 10
 """An epoch of the small cohort is 3 steps (one random slice of each of 40 volumes, batch 16):
 validating every 10th epoch leaves more of the budget to training. The learning rate decays over
@@ -104,53 +108,69 @@ def _quiet_lightning() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def run_demo(out: str | Path, *, minutes: float = DEMO_MINUTES, size: str = "small", seed: int = 0,
-             say: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
+def _budget_words(steps: int | None, minutes: float | None) -> str:
+    parts = ([] if steps is None else [f"{steps} steps"]) + ([] if minutes is None else [f"{minutes:g} min"])
+    return " or ".join(parts) + " budget"
+
+
+def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float | None = None, size: str = "small",
+             seed: int = 0, say: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the whole demo into ``out`` (see the module docstring).
 
     Args:
         out: folder for ``data/``, ``runs/`` and ``evaluation/``.
-        minutes: training wall-time budget per diffusion model.
+        steps: training budget per diffusion model in optimiser steps (None: no step limit).
+        minutes: training wall-time budget per diffusion model (None: no time limit); with both,
+            training stops at whichever comes first.
         size: synthetic cohort size (tiny, small or medium).
         seed: cohort and training seed.
         say: where progress messages go.
         progress: show progress bars.
     """
-    if minutes <= 0:
+    if steps is None and minutes is None:
+        raise ValueError("give a training budget: steps, minutes or both")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if minutes is not None and not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes!r}")
     started = time.perf_counter()
     out = Path(out)
-    data = out / "data"
-    if _cohort_ready(data, size, seed):
-        say(f"[1/4] synthetic cohort already in {data}")
-    else:
-        say(f"[1/4] synthesising the '{size}' cohort into {data}")
-        say(synthesize_cohort(data, size=size, seed=seed, workers=2, progress=progress).describe())
-    report = validate_data_dir(data)
-    if not report.ok:
-        problems = "; ".join(f"{finding.path}: {finding.message}" for finding in report.errors[:5])
-        raise BrainUADError(f"the synthetic cohort in {data} does not validate: {problems}")
-    say(f"      validated: {report.rows_checked} split rows, {report.files_checked} files")
-    run_dirs = []
-    for step, method in enumerate(DEMO_METHODS, start=1):
-        run_dir = out / "runs" / method
-        run_dirs.append(run_dir)
-        if (run_dir / SUMMARY_FILE).is_file():
-            say(f"[2/4] {method}: finished run found in {run_dir}")
-            continue
-        budget = [f"train.max_minutes={minutes}", "train.max_epochs=100000", "train.lr_schedule=cosine",
-                  f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if method != "thresh" else []
-        config = load_config(packaged_config(f"tiny/{method}"),
-                             [f"data.root={data}", "data.modality=t2", "data.fold=0", f"train.seed={seed}", *budget])
-        say(f"[2/4] training {method} into {run_dir}" + (f" ({minutes:g} min budget)" if budget else ""))
-        with _quiet_lightning():
-            summary = train_run(config, run_dir, progress=progress)
-        if summary.psnr_noised_db is not None:
-            say(f"      PSNR at t=500 on healthy validation slices: noised {summary.psnr_noised_db:.1f} dB -> "
-                f"reconstruction {summary.psnr_reconstruction_db:.1f} dB")
-    say(f"[3/4] evaluating {', '.join(DEMO_METHODS)} on {', '.join(DEMO_SETS)} (validation-Dice threshold)")
-    evaluation = evaluate_runs(run_dirs, data, out / "evaluation", sets=DEMO_SETS, thresholds=("val-dice",),
-                               ablation=False, progress=progress)
-    result = DemoResult(data, out / "evaluation" / "report.html", _rows(evaluation), time.perf_counter() - started)
-    say(f"[4/4] report: {result.report}")
-    return result
+    with FolderLock(out, "running the demo"):
+        data = out / "data"
+        if _cohort_ready(data, size, seed):
+            say(f"[1/4] synthetic cohort already in {data}")
+        else:
+            say(f"[1/4] synthesising the '{size}' cohort into {data}")
+            say(synthesize_cohort(data, size=size, seed=seed, workers=2, progress=progress).describe())
+        report = validate_data_dir(data)
+        if not report.ok:
+            problems = "; ".join(f"{finding.path}: {finding.message}" for finding in report.errors[:5])
+            raise BrainUADError(f"the synthetic cohort in {data} does not validate: {problems}")
+        say(f"      validated: {report.rows_checked} split rows, {report.files_checked} files")
+        run_dirs = []
+        for method in DEMO_METHODS:
+            run_dir = out / "runs" / method
+            run_dirs.append(run_dir)
+            if (run_dir / SUMMARY_FILE).is_file():
+                say(f"[2/4] {method}: finished run found in {run_dir}")
+                continue
+            budget = [f"train.max_steps={'null' if steps is None else steps}",
+                      f"train.max_minutes={'null' if minutes is None else minutes}", "train.max_epochs=100000",
+                      "train.lr_schedule=cosine",
+                      f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if method != "thresh" else []
+            config = load_config(packaged_config(f"tiny/{method}"),
+                                 [f"data.root={data}", "data.modality=t2", "data.fold=0", f"train.seed={seed}", *budget])
+            say(f"[2/4] training {method} into {run_dir}" + (f" ({_budget_words(steps, minutes)})" if budget else ""))
+            with _quiet_lightning():
+                summary = train_run(config, run_dir, progress=progress)
+            if budget:
+                say(f"      {summary.steps} steps in {summary.seconds / 60:.1f} min")
+            if summary.psnr_noised_db is not None:
+                say(f"      PSNR at t=500 on healthy validation slices: noised {summary.psnr_noised_db:.1f} dB -> "
+                    f"reconstruction {summary.psnr_reconstruction_db:.1f} dB")
+        say(f"[3/4] evaluating {', '.join(DEMO_METHODS)} on {', '.join(DEMO_SETS)} (validation-Dice threshold)")
+        evaluation = evaluate_runs(run_dirs, data, out / "evaluation", sets=DEMO_SETS, thresholds=("val-dice",),
+                                   ablation=False, progress=progress)
+        result = DemoResult(data, out / "evaluation" / "report.html", _rows(evaluation), time.perf_counter() - started)
+        say(f"[4/4] report: {result.report}")
+        return result

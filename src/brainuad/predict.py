@@ -32,8 +32,6 @@ Reconstructions are seeded per scan, so a scan's maps do not depend on the other
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,14 +39,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+from nibabel.orientations import (
+    apply_orientation,
+    axcodes2ornt,
+    inv_ornt_aff,
+    io_orientation,
+    ornt_transform,
+)
 
-from brainuad.data.grid import CROP_SHAPE, NORMALISE_ON, GridVolume, NormaliseOn, to_model_grid
-from brainuad.data.io import IMAGE_SUFFIXES, image_stem, image_suffix, is_image_file, write_image
+from brainuad.atomic import atomic_path
+from brainuad.data.grid import (
+    CROP_SHAPE,
+    NORMALISE_ON,
+    GridVolume,
+    NormaliseOn,
+    to_model_grid,
+)
+from brainuad.data.io import (
+    IMAGE_SUFFIXES,
+    image_stem,
+    image_suffix,
+    is_image_file,
+    write_image,
+)
 from brainuad.data.volume import Volume
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import RUN_THRESHOLDS_FILE, RunThreshold, read_run_thresholds, summary_thresholds
+from brainuad.evaluate.protocol import (
+    RUN_THRESHOLDS_FILE,
+    RunThreshold,
+    read_run_thresholds,
+    summary_thresholds,
+)
 from brainuad.evaluate.scoring import AnomalyScorer, Reconstructor, volume_scorer
 
 if TYPE_CHECKING:
@@ -789,7 +811,9 @@ def write_overview(result: PredictionResult, path: str | Path, slices: int = _OV
 
     Slices are drawn with anterior up and the first array axis (Right, in RAS order) to the right.
     """
-    from matplotlib.figure import Figure  # no pyplot: no global state, safe outside the main thread
+    from matplotlib.figure import (
+        Figure,  # no pyplot: no global state, safe outside the main thread
+    )
 
     if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
         raise ValueError(f"slices must be an int >= 1, got {slices!r}")
@@ -823,13 +847,6 @@ def write_overview(result: PredictionResult, path: str | Path, slices: int = _OV
                                   linewidths=0.8, origin="lower")
     figure.suptitle(f"{result.name}: threshold {result.threshold.value:.4g} (cyan line), "
                     f"{result.anomaly_volume_ml:.1f} ml detected", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=80, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path

@@ -15,23 +15,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
+import pickle
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor, nn
 
+from brainuad.atomic import write_text
 from brainuad.checkpoint import WEIGHTS_FILE, save_weights, write_config
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
+from brainuad.errors import InputError
+from brainuad.lock import FolderLock
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -163,9 +167,10 @@ class CosineLearningRate(Callback):
     """Cosine decay of every optimiser's learning rate from its initial value to ``final_fraction``
     of it over the run's budget, set before each training step.
 
-    Progress is the larger of the fraction of ``max_epochs`` done and, with a wall-time limit, the
-    fraction of that time used (Lightning's :class:`~lightning.pytorch.callbacks.Timer`, which a
-    resumed run continues), so a run stopped by either limit ends at the low rate.
+    Progress is the largest of the fraction of ``max_epochs`` done, with a step limit the fraction
+    of ``max_steps`` done, and with a wall-time limit the fraction of that time used (Lightning's
+    :class:`~lightning.pytorch.callbacks.Timer`, which a resumed run continues), so a run stopped by
+    any limit ends at the low rate.
     """
 
     def __init__(self, final_fraction: float = 0.05) -> None:
@@ -177,6 +182,8 @@ class CosineLearningRate(Callback):
     def progress(trainer: L.Trainer) -> float:
         """Fraction of the budget used, in [0, 1]."""
         done = trainer.current_epoch / max(trainer.max_epochs or 1, 1)
+        if trainer.max_steps and trainer.max_steps > 0:
+            done = max(done, trainer.global_step / trainer.max_steps)
         timer = next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
         remaining = None if timer is None else timer.time_remaining("train")
         if remaining is not None:
@@ -196,15 +203,48 @@ class CosineLearningRate(Callback):
                 group["lr"] = group["initial_lr"] * factor
 
 
-def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None = None,
+class RandomState(Callback):
+    """Keeps the random generators' states (torch, CUDA, numpy, Python) in every checkpoint and
+    restores them on resume, so a run resumed from its last checkpoint draws the same slices,
+    augmentations and noise as one that was never interrupted (and ends with the same weights).
+
+    The states are stored as tensors and integers only, so the checkpoint still loads with
+    ``torch.load(weights_only=True)``.
+    """
+
+    def state_dict(self) -> dict:
+        kind, key, position, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        state = {"torch": torch.get_rng_state(),
+                 "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "position": int(position),
+                           "has_gauss": int(has_gauss), "cached": float(cached)},
+                 "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                            "gauss": gauss}}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        numpy_state = state["numpy"]
+        np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["position"],
+                             numpy_state["has_gauss"], numpy_state["cached"]))
+        python_state = state["python"]
+        random.setstate((python_state["version"], tuple(int(v) for v in python_state["internal"].tolist()),
+                         python_state["gauss"]))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = None, max_minutes: float | None = None,
                   precision: str = "32-true", accelerator: str = "auto", devices: int | str = "auto",
                   strategy: str = "auto", check_val_every_n_epoch: int = 1, log_every_n_steps: int = 10,
                   lr_schedule: str = "constant", progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
 
     The best checkpoint is chosen by the validation loss (``val/loss``); ``last.ckpt`` is kept
-    for resuming. ``max_minutes`` stops training after that wall time (the last epoch's state is
-    still saved). ``lr_schedule="cosine"`` adds :class:`CosineLearningRate`.
+    for resuming. ``max_steps`` stops training after that many optimiser steps, ``max_minutes``
+    after that wall time (the last state is still saved). ``lr_schedule="cosine"`` adds :class:`CosineLearningRate`.
     """
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
@@ -214,6 +254,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None =
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=max_epochs,
+        max_steps=-1 if max_steps is None else max_steps,
         max_time={"minutes": max_minutes} if max_minutes else None,
         precision=precision,
         accelerator=accelerator,
@@ -221,7 +262,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_minutes: float | None =
         strategy=strategy,
         check_val_every_n_epoch=check_val_every_n_epoch,
         log_every_n_steps=log_every_n_steps,
-        callbacks=[checkpoint] + ([CosineLearningRate()] if lr_schedule == "cosine" else []),
+        callbacks=[checkpoint, RandomState()] + ([CosineLearningRate()] if lr_schedule == "cosine" else []),
         logger=loggers,
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -265,10 +306,7 @@ class TrainingSummary:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2)
-    os.replace(temporary, path)
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def _best_state(checkpoint: ModelCheckpoint, module: TrainingModule) -> dict[str, Tensor]:
@@ -304,16 +342,22 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
     Writes ``config.yaml``, the best weights (``model.safetensors``; for SparK the encoder body as
     ``encoder.safetensors``), ``checkpoints/``, ``logs/`` and ``training.json``; for diffusion
     methods also ``examples.png`` and the PSNR check at t = 500 (see :func:`diffusion_check`).
-    Thresh is fitted instead (see :func:`_fit_run`): no checkpoints or logs.
+    Thresh is fitted instead (see :func:`_fit_run`): no checkpoints or logs. The run directory is
+    locked meanwhile (:class:`~brainuad.lock.FolderLock`): a second training or an evaluation of it
+    is refused.
     """
-    from rich.progress import track
-
     if config.data.root is None:
         from brainuad.errors import ConfigError
 
         raise ConfigError("no data directory: give --data DATA or set data.root in the config")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with FolderLock(run_dir, f"training {config.method}"):
+        return _train_locked(config, run_dir, progress)
+
+
+def _train_locked(config, run_dir: Path, progress: bool) -> TrainingSummary:
+    from rich.progress import track
+
     write_config(run_dir, config)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     started = time.time()
@@ -330,12 +374,17 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
     if config.method == "thresh":
         return _fit_run(config, run_dir, method, data, started)
     trainer, checkpoint = build_trainer(
-        run_dir, max_epochs=config.train.max_epochs, max_minutes=config.train.max_minutes,
+        run_dir, max_epochs=config.train.max_epochs, max_steps=config.train.max_steps,
+        max_minutes=config.train.max_minutes,
         precision=config.train.precision, accelerator=config.train.accelerator, devices=config.train.devices,
         strategy=config.train.strategy, check_val_every_n_epoch=config.train.check_val_every_n_epoch,
         log_every_n_steps=config.train.log_every_n_steps, lr_schedule=config.train.lr_schedule, progress=progress)
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise InputError(last, f"holds objects other than tensors and plain values, so it is not loaded ({error})",
+                         "a checkpoint brainuad wrote never does: delete it (and checkpoints/) to train afresh") from None
     state = _best_state(checkpoint, module)
     best = checkpoint.best_model_score
     summary = TrainingSummary(

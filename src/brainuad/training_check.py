@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from brainuad.atomic import atomic_path
 from brainuad.data.grid import GridVolume
 from brainuad.methods.ddpm import DDPM
 from brainuad.methods.diffusion import to_image_range, to_model_range
@@ -92,8 +93,8 @@ def _save_examples(path: Path, images, noised, reconstruction, check: DiffusionC
     fig.suptitle(f"PSNR noised {check.psnr_noised_db:.1f} dB -> reconstruction {check.psnr_reconstruction_db:.1f} dB",
                  fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    fig.savefig(temporary, dpi=90, format="png")
-    plt.close(fig)
-    temporary.replace(path)
+    try:
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=90, format="png")
+    finally:
+        plt.close(fig)

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from brainuad.data.grid import CROP_SHAPE, DOWNSAMPLE, GridTransform, GridVolume, NormaliseOn, to_model_grid
+from brainuad.atomic import atomic_path
+from brainuad.data.grid import (
+    CROP_SHAPE,
+    DOWNSAMPLE,
+    GridTransform,
+    GridVolume,
+    NormaliseOn,
+    to_model_grid,
+)
 from brainuad.data.layout import Subject
 from brainuad.data.volume import Volume
 from brainuad.errors import InputError
@@ -89,17 +95,10 @@ class GridCache:
             return GridVolume(stored["image"], stored["mask"], seg, subject.name, transform)
 
     def _write_disk(self, key: str, grid: GridVolume) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         transform = grid.transform
         meta = {"input_shape": transform.input_shape, "offsets": transform.offsets,
                 "crop_shape": transform.crop_shape, "factor": transform.factor, "has_seg": grid.seg is not None}
-        handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.cache_dir)
-        os.close(handle)
-        try:
+        with atomic_path(self.cache_dir / f"{key}.npz") as temporary:
             np.savez(temporary, image=grid.image, mask=grid.mask,
                      seg=grid.seg if grid.seg is not None else np.zeros(0, bool),
                      input_affine=transform.input_affine, meta=np.array(json.dumps(meta)))
-            os.replace(temporary, self.cache_dir / f"{key}.npz")
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise

@@ -10,13 +10,12 @@ temporary name in the target folder and renamed, so nothing is ever left half-wr
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from brainuad.atomic import atomic_path
 from brainuad.errors import InputError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -66,7 +65,8 @@ def read_image(path: str | Path, *, dtype: np.dtype | type = np.float32) -> tupl
         A 4-D image with a single volume (I, J, K, 1) is squeezed to 3-D.
 
     Raises:
-        InputError: the file is missing, unreadable or truncated, not 3-D, or holds NaN/inf voxels.
+        InputError: the file is missing, unreadable or truncated, not 3-D, not of a real scalar voxel
+            type (complex, RGB), or holds NaN/inf voxels, or its affine is singular.
     """
     path = Path(path)
     if not path.exists():
@@ -91,6 +91,11 @@ def read_image(path: str | Path, *, dtype: np.dtype | type = np.float32) -> tupl
     if array.ndim != 3:
         raise InputError(path, f"expected a 3-D image, found {array.ndim}-D with shape {tuple(array.shape)}",
                          "give one volume per file")
+    if array.dtype.kind == "c":
+        raise InputError(path, f"has complex voxels ({array.dtype})", "give a real-valued (magnitude) image")
+    if array.dtype.kind not in "buif":
+        raise InputError(path, f"voxel type {array.dtype} is not a scalar voxel type (e.g. RGB)",
+                         "give a single-channel grey-value image")
     array = np.asarray(array, dtype=dtype)
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
@@ -141,21 +146,14 @@ def write_image(path: str | Path, array: np.ndarray, affine: np.ndarray) -> Path
     if array.dtype == bool:
         array = array.astype(np.uint8)
     suffix = image_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix) as temporary:
         if suffix in NIFTI_SUFFIXES:
             image = nib.Nifti1Image(array, affine)
             image.set_qform(affine, code=1)
             image.set_sform(affine, code=1)
-            nib.save(image, temporary)
+            nib.save(image, str(temporary))
         else:
-            _write_with_sitk(Path(temporary), array, affine)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            _write_with_sitk(temporary, array, affine)
     return path
 
 

@@ -18,13 +18,13 @@ replace over the whole path).
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from brainuad.atomic import write_text
 from brainuad.errors import InputError
 
 Modality = Literal["t1", "t2", "flair"]
@@ -182,50 +182,52 @@ def read_split_csv(path: str | Path) -> list[SplitRecord]:
     """Read a split CSV (the authors' leading unnamed index column is accepted and ignored).
 
     Raises:
-        InputError: the file is missing, lacks a needed column, or a row has a bad value.
+        InputError: the file is missing, not UTF-8 CSV text, lacks a needed column, or a row has a
+            bad value.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "split CSV not found")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in SPLIT_COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(path, f"missing column(s) {', '.join(missing)}",
-                             f"a split CSV needs the columns {', '.join(SPLIT_COLUMNS)}")
-        records = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                seg = (row["seg_path"] or "").strip()
-                records.append(SplitRecord(
-                    img_name=row["img_name"].strip(),
-                    age=_optional_float(row["age"]),
-                    label=int(float(row["label"])),
-                    img_path=row["img_path"].strip(),
-                    mask_path=row["mask_path"].strip(),
-                    seg_path=None if seg.lower() in ("", "nan", "none") else seg,
-                ))
-            except (TypeError, ValueError) as error:
-                raise InputError(path, f"line {line}: bad value ({error})") from error
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _split_records(path, csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(path, f"is not a readable CSV text file ({error})",
+                         "write it as UTF-8 text with comma-separated columns") from None
+
+
+def _split_records(path: Path, reader: csv.DictReader) -> list[SplitRecord]:
+    missing = [column for column in SPLIT_COLUMNS if column not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}",
+                         f"a split CSV needs the columns {', '.join(SPLIT_COLUMNS)}")
+    records = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            seg = (row["seg_path"] or "").strip()
+            records.append(SplitRecord(
+                img_name=row["img_name"].strip(),
+                age=_optional_float(row["age"]),
+                label=int(float(row["label"])),
+                img_path=row["img_path"].strip(),
+                mask_path=row["mask_path"].strip(),
+                seg_path=None if seg.lower() in ("", "nan", "none") else seg,
+            ))
+        except (AttributeError, TypeError, ValueError) as error:
+            raise InputError(path, f"line {line}: bad value ({error})") from error
     return records
 
 
 def write_split_csv(path: str | Path, records: list[SplitRecord]) -> Path:
     """Write a split CSV in the authors' column order, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(SPLIT_COLUMNS)
-            for record in records:
-                writer.writerow([record.img_name, "" if record.age is None else record.age, record.label,
-                                 record.img_path, record.mask_path, record.seg_path or ""])
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    stream = io.StringIO()
+    writer = csv.writer(stream)
+    writer.writerow(SPLIT_COLUMNS)
+    for record in records:
+        writer.writerow([record.img_name, "" if record.age is None else record.age, record.label,
+                         record.img_path, record.mask_path, record.seg_path or ""])
+    write_text(path, stream.getvalue())
     return path
 
 

@@ -250,3 +250,16 @@ def _check_row(spec: DatasetSpec, root: Path, csv_path: Path, record: SplitRecor
             report.add("warning", seg_path, "segmentation is empty (no lesion voxel)")
         elif not seg.binary:
             report.add("warning", seg_path, "segmentation is not binary; voxels > 0.5 count as lesion")
+        if seg.nonzero and mask is not None and mask.nonzero and seg.shape == mask.shape:
+            _check_lesion_inside(seg_path, mask_path, report)
+
+
+def _check_lesion_inside(seg_path: Path, mask_path: Path, report: ValidationReport) -> None:
+    """Warn when lesion voxels lie outside the brain mask: the anomaly map is 0 there, so they
+    are counted as missed in every Dice (as in the authors' protocol)."""
+    lesion = read_image(seg_path)[0] > 0.5
+    outside = int(np.count_nonzero(lesion & ~(read_image(mask_path)[0] > 0.5)))
+    if outside:
+        report.add("warning", seg_path, f"{outside} lesion voxels outside the brain mask "
+                                        f"({100 * outside / max(int(lesion.sum()), 1):.1f} % of the lesion): they "
+                                        "are never scored and count as missed")

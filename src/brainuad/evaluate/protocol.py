@@ -47,12 +47,12 @@ aggregated; different models are compared side by side (see :mod:`~brainuad.eval
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
@@ -61,12 +61,26 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import torch
 
+from brainuad.atomic import write_text
+from brainuad.config import DIFFUSION_RUN_CONFIGS
 from brainuad.data.cache import GridCache
 from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume, NormaliseOn
-from brainuad.data.layout import DATASETS, LESION_SETS, Subject, resolve_data_root, sets_for_modality, split_subjects
+from brainuad.data.layout import (
+    DATASETS,
+    LESION_SETS,
+    Subject,
+    resolve_data_root,
+    sets_for_modality,
+    split_subjects,
+)
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.histograms import compare_intensity_histograms
-from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
+from brainuad.evaluate.metrics import (
+    ConfusionCounts,
+    ScoreHistogram,
+    confusion_counts,
+    ranking_scores,
+)
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
     MedicalLpips,
@@ -111,6 +125,7 @@ from brainuad.evaluate.thresholds import (
     ValDiceBisection,
     VoxelPool,
 )
+from brainuad.lock import FolderLock
 
 __all__ = [
     "EXECUTION_KEYS",
@@ -790,10 +805,9 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
         device: where the models (and LPIPS) run.
 
     Raises:
-        ValueError: a bad argument. InputError / BrainUADError: a bad run directory, missing data.
+        ValueError: a bad argument. InputError / BrainUADError: a bad run directory, missing data, or
+            another process writing into ``out_dir`` or a run directory (:class:`~brainuad.lock.FolderLock`).
     """
-    from brainuad.checkpoint import load_run
-
     if isinstance(run_dirs, (str, Path)) or not run_dirs:
         raise ValueError(f"run_dirs must be a non-empty list of run directories, got {run_dirs!r}")
     paths = [Path(run_dir) for run_dir in run_dirs]
@@ -808,12 +822,30 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
             _check_sets(sets, config.data.modality, name)
         except ValueError as error:
             raise InputError(path, str(error)) from None
-        for level in _check_levels(t_sweep):
-            if not 1 <= level <= config.diffusion.timesteps:
-                raise InputError(path, f"t_test {level} lies outside the 1..{config.diffusion.timesteps} levels of "
+        timesteps = config.diffusion.timesteps if isinstance(config, DIFFUSION_RUN_CONFIGS) else None
+        for level in _check_levels(t_sweep) if timesteps is not None else ():  # others: skipped, with a note
+            if not 1 <= level <= timesteps:
+                raise InputError(path, f"t_test {level} lies outside the 1..{timesteps} levels of "
                                        "its diffusion schedule")
     root = resolve_data_root(data_root)
     labels = _group_labels(configs)
+    with contextlib.ExitStack() as locks:  # one writer per folder: the output and each run's thresholds.json
+        locks.enter_context(FolderLock(out_dir, "writing an evaluation"))
+        for path in paths:
+            locks.enter_context(FolderLock(path, "being evaluated"))
+        return _evaluate_locked(paths, names, labels, configs, root, Path(out_dir), sets=sets, thresholds=thresholds,
+                                postprocessing=postprocessing, lpips_weights=lpips_weights, t_sweep=t_sweep,
+                                ablation=ablation, limit=limit, device=device, cache_dir=cache_dir, progress=progress)
+
+
+def _evaluate_locked(paths: list[Path], names: list[str], labels: list[str], configs: list, root: Path, out_dir: Path,
+                     *, sets: Sequence[str] | None, thresholds: Sequence[str], postprocessing: PostProcessing,
+                     lpips_weights: str | Path | None, t_sweep: Sequence[int] | None, ablation: bool,
+                     limit: int | None, device: str, cache_dir: str | Path | None,
+                     progress: bool) -> EvaluationSummary:
+    """:func:`evaluate_runs` once its arguments are checked and its folders locked."""
+    from brainuad.checkpoint import load_run
+
     lpips = MedicalLpips(lpips_weights, device=device) if lpips_weights is not None else None
     results = []
     for path, name, label, config in zip(paths, names, labels, configs):
@@ -845,20 +877,6 @@ class EvaluationFiles:
     tables: tuple[Path, ...]
     report: Path
 
-
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then rename it into place (mode 0644)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        os.chmod(temporary, 0o644)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def to_jsonable(value: Any) -> Any:
@@ -946,14 +964,14 @@ def write_evaluation(summary: EvaluationSummary, out_dir: str | Path) -> Evaluat
     written = []
     for table in tables:
         stem = out / "tables" / _table_file_name(table)
-        written += [_write_atomic(stem.with_suffix(".md"), table.to_markdown()),
-                    _write_atomic(stem.with_suffix(".csv"), table.to_csv()),
-                    _write_atomic(stem.with_suffix(".tex"), table.to_latex())]
-    written.append(_write_atomic(out / "tables.md", "\n\n".join(table.to_markdown() for table in tables) + "\n"))
+        written += [write_text(stem.with_suffix(".md"), table.to_markdown()),
+                    write_text(stem.with_suffix(".csv"), table.to_csv()),
+                    write_text(stem.with_suffix(".tex"), table.to_latex())]
+    written.append(write_text(out / "tables.md", "\n\n".join(table.to_markdown() for table in tables) + "\n"))
     payload = {"summary": to_jsonable(summary), "tables": to_jsonable(tables)}
-    summary_path = _write_atomic(out / SUMMARY_FILE, json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    per_volume = _write_atomic(out / PER_VOLUME_FILE, _csv_text(per_volume_rows(summary)))
-    report = _write_atomic(out / REPORT_FILE, render_report(summary, tables))
+    summary_path = write_text(out / SUMMARY_FILE, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    per_volume = write_text(out / PER_VOLUME_FILE, _csv_text(per_volume_rows(summary)))
+    report = write_text(out / REPORT_FILE, render_report(summary, tables))
     return EvaluationFiles(summary_path, per_volume, tuple(written), report)
 
 
@@ -1022,7 +1040,7 @@ def write_run_thresholds(run_dir: str | Path, records: Sequence[RunThreshold]) -
         kept = ()
     merged = _ordered_by_set([*kept, *records])
     payload = {"written_by": "brainuad evaluate", "thresholds": to_jsonable(merged)}
-    return _write_atomic(run_dir / RUN_THRESHOLDS_FILE, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    return write_text(run_dir / RUN_THRESHOLDS_FILE, json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 def _threshold_record(entry: Any) -> RunThreshold:

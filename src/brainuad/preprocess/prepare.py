@@ -27,15 +27,24 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from brainuad.atomic import write_text
 from brainuad.data.io import write_image
-from brainuad.data.layout import DATASETS, NUM_FOLDS, DatasetSpec, SplitRecord, dataset, write_split_csv
+from brainuad.data.layout import (
+    DATASETS,
+    NUM_FOLDS,
+    DatasetSpec,
+    SplitRecord,
+    dataset,
+    write_split_csv,
+)
 from brainuad.data.synth.cohort import fold_indices
 from brainuad.errors import InputError
+from brainuad.lock import FolderLock
 from brainuad.preprocess.batch import JobResult, NamedJob, run_jobs
 from brainuad.preprocess.pipeline import Pipeline
 from brainuad.preprocess.recipes import FoundSubject, recipe
@@ -278,27 +287,25 @@ def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeli
         split_sizes(dataset_id, len(discovery.subjects), splits)
     except ValueError as error:
         raise InputError(src, str(error)) from None
-    if root.exists() and not root.is_dir():
-        raise InputError(root, "exists and is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    _check_space(root, pipeline)
-    spec = DATASETS[dataset_id]
-    jobs = [NamedJob(subject.name, _SubjectJob(str(root), dataset_id, subject, pipeline))
-            for subject in discovery.subjects]
-    log = root / f"prepare-{dataset_id}.log"
-    batch = run_jobs(jobs, _prepare_subject, workers=workers, is_done=_is_done, log=log, progress=progress,
-                     description=f"preparing {dataset_id}")
-    prepared = set(batch.names("done")) | set(batch.names("skipped"))
-    summary = PrepareSummary(dataset_id, root, len(discovery.subjects), batch.results, discovery.incomplete,
-                             discovery.notes, split_scheme=splits, log=log)
-    try:
-        summary.splits = _write_splits(root, spec, discovery.subjects, prepared, splits)
-    except ValueError as error:  # too few subjects were prepared to fill the splits
-        summary.validation_errors = [f"no split CSVs written: {error}"]
-    else:
-        summary.validation_errors = _validate(root, dataset_id)
-    summary.seconds = time.perf_counter() - started
-    (root / f"prepare-{dataset_id}.json").write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
+    with FolderLock(root, f"preparing {dataset_id}"):
+        _check_space(root, pipeline)
+        spec = DATASETS[dataset_id]
+        jobs = [NamedJob(subject.name, _SubjectJob(str(root), dataset_id, subject, pipeline))
+                for subject in discovery.subjects]
+        log = root / f"prepare-{dataset_id}.log"
+        batch = run_jobs(jobs, _prepare_subject, workers=workers, is_done=_is_done, log=log, progress=progress,
+                         description=f"preparing {dataset_id}")
+        prepared = set(batch.names("done")) | set(batch.names("skipped"))
+        summary = PrepareSummary(dataset_id, root, len(discovery.subjects), batch.results, discovery.incomplete,
+                                 discovery.notes, split_scheme=splits, log=log)
+        try:
+            summary.splits = _write_splits(root, spec, discovery.subjects, prepared, splits)
+        except ValueError as error:  # too few subjects were prepared to fill the splits
+            summary.validation_errors = [f"no split CSVs written: {error}"]
+        else:
+            summary.validation_errors = _validate(root, dataset_id)
+        summary.seconds = time.perf_counter() - started
+        write_text(root / f"prepare-{dataset_id}.json", json.dumps(summary.to_dict(), indent=1) + "\n")
     return summary
 
 
@@ -318,7 +325,7 @@ def _check_space(root: Path, pipeline: Pipeline) -> None:
         atlas = None if pipeline.registration is None else pipeline.registration.atlas
         files = {"image": None if atlas is None or atlas.image_path is None else str(atlas.image_path.resolve()),
                  "mask": None if atlas is None or atlas.mask_path is None else str(atlas.mask_path.resolve())}
-        path.write_text(json.dumps({**wanted, "atlas_files": files}, indent=1) + "\n")
+        write_text(path, json.dumps({**wanted, "atlas_files": files}, indent=1) + "\n")
         return
     recorded = _read_space(path)
     if {key: recorded.get(key) for key in wanted} != wanted:

@@ -15,13 +15,12 @@ A :class:`PreparationRecord` gathers the records of a subject's modalities with 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from brainuad.atomic import write_text
 from brainuad.errors import InputError
 from brainuad.preprocess.resample import Grid, Interpolation, resample
 
@@ -122,17 +121,7 @@ class PreparationRecord:
 
     def save(self, path: str | Path) -> Path:
         """Write the record as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(self.to_dict(), stream, indent=1)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> "PreparationRecord":

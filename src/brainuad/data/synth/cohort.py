@@ -26,12 +26,20 @@ from typing import Literal
 import numpy as np
 
 from brainuad import __version__
+from brainuad.atomic import write_text
 from brainuad.data.io import write_image
-from brainuad.data.layout import DATASETS, NUM_FOLDS, DatasetSpec, SplitRecord, write_split_csv
+from brainuad.data.layout import (
+    DATASETS,
+    NUM_FOLDS,
+    DatasetSpec,
+    SplitRecord,
+    write_split_csv,
+)
 from brainuad.data.synth.preview import write_preview
 from brainuad.data.synth.subjects import SyntheticSubject, synthesize_subject
 from brainuad.data.synth.template import reference_anatomy
 from brainuad.errors import InputError
+from brainuad.lock import LOCK_FILE, FolderLock
 
 SizeName = Literal["tiny", "small", "medium"]
 MARKER = "synthetic-cohort.json"
@@ -173,18 +181,20 @@ def synthesize_cohort(out: str | Path, *, size: SizeName = "small", seed: int = 
     check_generation_arguments(size, seed, workers)
     started = time.perf_counter()
     root = Path(out)
-    _prepare(root)
-    (root / MARKER).write_text(json.dumps({"generator": "brainuad synth", "version": __version__,
-                                           "size": size, "seed": int(seed)}, indent=2) + "\n")
-    counts = SIZES[size]
-    tasks = [_Task(str(root), dataset_id, index, int(seed))
-             for dataset_id in DATASETS for index in range(counts.subjects(dataset_id))]
-    written = {(result.dataset_id, result.index): result for result in _run(tasks, int(workers), progress)}
-    for dataset_id, spec in DATASETS.items():
-        _write_splits(root, spec, counts, [written[dataset_id, index] for index in range(counts.subjects(dataset_id))])
-    preview = write_preview(root)
-    return CohortSummary(root, size, int(seed), {name: counts.subjects(name) for name in DATASETS},
-                         time.perf_counter() - started, preview)
+    with FolderLock(root, "writing a synthetic cohort"):
+        _prepare(root)
+        write_text(root / MARKER, json.dumps({"generator": "brainuad synth", "version": __version__,
+                                               "size": size, "seed": int(seed)}, indent=2) + "\n")
+        counts = SIZES[size]
+        tasks = [_Task(str(root), dataset_id, index, int(seed))
+                 for dataset_id in DATASETS for index in range(counts.subjects(dataset_id))]
+        written = {(result.dataset_id, result.index): result for result in _run(tasks, int(workers), progress)}
+        for dataset_id, spec in DATASETS.items():
+            results = [written[dataset_id, index] for index in range(counts.subjects(dataset_id))]
+            _write_splits(root, spec, counts, results)
+        preview = write_preview(root)
+        return CohortSummary(root, size, int(seed), {name: counts.subjects(name) for name in DATASETS},
+                             time.perf_counter() - started, preview)
 
 
 def clear_generated(root: Path, marker: str, replaced: tuple[str, ...], what: str) -> None:
@@ -200,7 +210,7 @@ def clear_generated(root: Path, marker: str, replaced: tuple[str, ...], what: st
     """
     if root.exists() and not root.is_dir():
         raise InputError(root, "exists and is not a folder", f"give a folder to write the {what} into")
-    if root.is_dir() and any(root.iterdir()):
+    if root.is_dir() and any(entry.name != LOCK_FILE for entry in root.iterdir()):
         if not (root / marker).is_file():
             raise InputError(root, f"is not empty and holds no {what}",
                              f"choose a new or empty folder; only {what} brainuad synth wrote are replaced")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainuad.atomic import atomic_path
 from brainuad.data.io import read_image
 from brainuad.data.layout import DATASETS, data_file, load_split, resolve_data_root
 from brainuad.errors import InputError
@@ -67,7 +68,9 @@ def _panel(root: Path, image_path: str, seg_path: str | None, name: str) -> tupl
 
 
 def _draw(rows: list[tuple[str, list[tuple[np.ndarray, np.ndarray | None, str]]]], columns: int, path: Path) -> None:
-    from matplotlib.figure import Figure  # no pyplot: no global state, the Agg canvas writes the PNG
+    from matplotlib.figure import (
+        Figure,  # no pyplot: no global state, the Agg canvas writes the PNG
+    )
 
     figure = Figure(figsize=(2.6 * columns, 2.8 * len(rows)))
     axes = figure.subplots(len(rows), columns, squeeze=False)
@@ -84,5 +87,5 @@ def _draw(rows: list[tuple[str, list[tuple[np.ndarray, np.ndarray | None, str]]]
                 axis.contour(seg.T, levels=[0.5], colors="red", linewidths=0.7, origin="lower")
             axis.set_title(f"{label}\n{title}", fontsize=7)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90, format="png")

@@ -43,12 +43,20 @@ from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
 from brainuad import __version__
+from brainuad.atomic import write_text
 from brainuad.data.io import write_image
 from brainuad.data.layout import DATASETS
-from brainuad.data.synth.cohort import SIZES, SizeName, check_generation_arguments, clear_generated, cohort_subject
+from brainuad.data.synth.cohort import (
+    SIZES,
+    SizeName,
+    check_generation_arguments,
+    clear_generated,
+    cohort_subject,
+)
 from brainuad.data.synth.fields import smooth_noise
 from brainuad.data.synth.subjects import SyntheticSubject
 from brainuad.data.synth.template import reference_anatomy
+from brainuad.lock import FolderLock
 
 MARKER = "synthetic-raw.json"
 _SHELL_GRID_MM = 2  # the distance to the brain is computed on a 2 mm grid
@@ -445,9 +453,7 @@ def write_raw_subject(root: str | Path, raw: RawSubject) -> list[Path]:
 def write_ixi_ages(root: str | Path, ages: dict[int, float]) -> Path:
     """Write ``IXI/IXI.csv`` with the columns of IXI.xls that matter here (IXI_ID, AGE)."""
     path = Path(root) / DOWNLOAD_FOLDERS["ixi"] / "IXI.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("IXI_ID,AGE\n" + "".join(f"{number},{age}\n" for number, age in sorted(ages.items())))
-    return path
+    return write_text(path, "IXI_ID,AGE\n" + "".join(f"{number},{age}\n" for number, age in sorted(ages.items())))
 
 
 @dataclass(frozen=True)
@@ -509,17 +515,18 @@ def synthesize_raw(out: str | Path, *, size: SizeName = "small", seed: int = 0, 
         raise ValueError(f"coarsen must be >= 1, got {coarsen!r}")
     started = time.perf_counter()
     root = Path(out)
-    clear_generated(root, MARKER, (*DOWNLOAD_FOLDERS.values(), MARKER), "raw synthetic scans")
-    (root / MARKER).write_text(json.dumps({"generator": "brainuad synth --raw", "version": __version__,
-                                           "size": size, "seed": int(seed), "limit": limit,
-                                           "coarsen": float(coarsen)}, indent=2) + "\n")
-    counts = {name: min(SIZES[size].subjects(name), limit or SIZES[size].subjects(name)) for name in chosen}
-    tasks = [_RawTask(str(root), name, index, int(seed), float(coarsen))
-             for name in chosen for index in range(counts[name])]
-    results = _run(tasks, int(workers), progress)
-    if "ixi" in chosen:
-        write_ixi_ages(root, {index + 1: age for name, index, age in results if name == "ixi"})
-    return RawSummary(root, counts, time.perf_counter() - started)
+    with FolderLock(root, "writing raw synthetic scans"):
+        clear_generated(root, MARKER, (*DOWNLOAD_FOLDERS.values(), MARKER), "raw synthetic scans")
+        write_text(root / MARKER, json.dumps({"generator": "brainuad synth --raw", "version": __version__,
+                                               "size": size, "seed": int(seed), "limit": limit,
+                                               "coarsen": float(coarsen)}, indent=2) + "\n")
+        counts = {name: min(SIZES[size].subjects(name), limit or SIZES[size].subjects(name)) for name in chosen}
+        tasks = [_RawTask(str(root), name, index, int(seed), float(coarsen))
+                 for name in chosen for index in range(counts[name])]
+        results = _run(tasks, int(workers), progress)
+        if "ixi" in chosen:
+            write_ixi_ages(root, {index + 1: age for name, index, age in results if name == "ixi"})
+        return RawSummary(root, counts, time.perf_counter() - started)
 
 
 
