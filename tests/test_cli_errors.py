@@ -39,3 +39,10 @@ def test_error_text_with_brackets_is_printed_as_is(tmp_path):
     missing = tmp_path / "config[red].yaml"  # rich would take [red] for markup
     result = CliRunner().invoke(app, ["train", str(missing), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and f"error: {missing}: config file not found" in _flat(result)
+
+
+def test_a_zero_threshold_is_warned_about(thresh_run, tiny_cohort, tmp_path):
+    scan = next((tiny_cohort / "Test" / "Brats21" / "t2").iterdir())
+    result = CliRunner().invoke(app, ["predict", str(thresh_run), str(scan), "--out", str(tmp_path / "out"),
+                                      "--threshold", "0"])
+    assert result.exit_code == 0 and "warning: the threshold is 0" in _flat(result), _flat(result)

@@ -155,7 +155,8 @@ def test_cosine_learning_rate_decays_over_the_epochs_or_the_wall_time():
     assert schedule.factor(1.0) == pytest.approx(0.05)
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=0.1)
-    trainer = SimpleNamespace(current_epoch=3, max_epochs=4, callbacks=[], optimizers=[optimizer])
+    trainer = SimpleNamespace(current_epoch=3, max_epochs=4, max_steps=-1, global_step=3, callbacks=[],
+                              optimizers=[optimizer])
     assert schedule.progress(trainer) == pytest.approx(0.75)
     for epoch, expected in ((0, 0.1), (2, 0.0525), (4, 0.005)):
         trainer.current_epoch = epoch
@@ -164,7 +165,12 @@ def test_cosine_learning_rate_decays_over_the_epochs_or_the_wall_time():
     # a wall-time budget ends the decay when it ends the run first
     timer = Timer(duration={"minutes": 1})
     timer._start_time[RunningStage.TRAINING] = time.monotonic() - 45.0
-    trainer = SimpleNamespace(current_epoch=1, max_epochs=100, callbacks=[timer], optimizers=[optimizer])
+    trainer = SimpleNamespace(current_epoch=1, max_epochs=100, max_steps=-1, global_step=5, callbacks=[timer],
+                              optimizers=[optimizer])
     assert schedule.progress(trainer) == pytest.approx(0.75, abs=0.02)
+    # a step budget likewise (the demo's)
+    trainer = SimpleNamespace(current_epoch=1, max_epochs=100, max_steps=40, global_step=30, callbacks=[],
+                              optimizers=[optimizer])
+    assert schedule.progress(trainer) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="final_fraction"):
         CosineLearningRate(1.5)

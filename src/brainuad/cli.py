@@ -320,6 +320,10 @@ def predict(
         detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
                                  device=device, orientation=orientation, preprocessing=preprocessing)
     console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
+    if detector.threshold.value <= 0:
+        err_console.print("[yellow]warning:[/] the threshold is 0, so every brain voxel with any residual is "
+                          "flagged (the validation search found no better one: the model did not learn to tell "
+                          "this lesion set from healthy tissue); give --threshold or --set", highlight=False)
     if raw:
         console.print(f"raw scans: registered to {template.name} ({space}); skull strip {skull_strip}",
                       highlight=False)

@@ -6,9 +6,10 @@ and ``demo`` (their folders) hold :class:`FolderLock` while they write. A second
 asks for the same folder is refused at once with a message naming the holder, instead of
 interleaving its files with the first one's.
 
-The lock is an advisory ``flock`` on ``FOLDER/.brainuad.lock``: the kernel releases it when the
-holder exits, even when it is killed (``kill -9``), so a crashed run never leaves a stale lock. The
-file itself stays (it records the last holder) and is harmless.
+The lock is an advisory ``flock`` on ``FOLDER/.brainuad.lock`` (which records the holder). The
+holder removes the file when it is done; the kernel releases the lock when the holder exits, even
+when it is killed (``kill -9``), so a crashed run never leaves a stale lock: the file it leaves
+behind is locked afresh by the next process.
 """
 
 from __future__ import annotations
@@ -47,14 +48,21 @@ class FolderLock:
             raise InputError(self.folder, "exists and is not a folder", "choose another output folder")
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _describe(os.read(fd, 4096))
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe(os.read(fd, 4096))
+                os.close(fd)
+                raise InputError(self.folder, f"another brainuad process is writing here ({holder})",
+                                 "wait for it to finish, or choose another output folder") from None
+            try:  # the holder before us may have removed the file between our open and our lock
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise InputError(self.folder, f"another brainuad process is writing here ({holder})",
-                             "wait for it to finish, or choose another output folder") from None
         record = {"pid": os.getpid(), "purpose": self.purpose, "command": " ".join(sys.argv),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
@@ -65,6 +73,7 @@ class FolderLock:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if self._fd is not None:
+            (self.folder / LOCK_FILE).unlink(missing_ok=True)  # removed while still held: see __enter__
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -13,8 +13,10 @@ once on the training volumes (``config.yaml``, ``model.safetensors`` and ``train
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import pickle
 import random
 import time
@@ -351,7 +353,10 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
 
         raise ConfigError("no data directory: give --data DATA or set data.root in the config")
     run_dir = Path(run_dir)
-    with FolderLock(run_dir, f"training {config.method}"):
+    # under DDP every rank runs this function; the processes Lightning or torchrun starts besides
+    # rank 0 (RANK / LOCAL_RANK > 0) share rank 0's lock
+    first_rank = int(os.environ.get("RANK", "0")) == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+    with FolderLock(run_dir, f"training {config.method}") if first_rank else contextlib.nullcontext():
         return _train_locked(config, run_dir, progress)
 
 

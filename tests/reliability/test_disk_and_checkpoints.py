@@ -38,7 +38,7 @@ def test_evaluate_on_a_full_disk_reports_it_and_leaves_no_file(thresh_run, tiny_
                                       "--sets", "brats21", "--limit", "1", "--no-ablation"])
     assert result.exit_code == 1, _flat(result)
     assert "No space left on device" in _flat(result) and "Traceback" not in result.output
-    assert _files(out) == [".brainuad.lock"]  # no table, no summary, no temporary file
+    assert _files(out) == []  # no table, no summary, no temporary file, no lock left
 
 
 def test_predict_on_a_full_disk_fails_each_scan_cleanly(thresh_run, tiny_cohort, tmp_path, monkeypatch):

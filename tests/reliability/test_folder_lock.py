@@ -40,8 +40,10 @@ def test_the_kernel_frees_the_lock_of_a_killed_process(holder):
     folder, process = holder
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    assert (folder / LOCK_FILE).is_file()  # left by the killed holder, but not locked
     with FolderLock(folder, "after the kill"):
         assert (folder / LOCK_FILE).is_file()
+    assert not (folder / LOCK_FILE).exists()  # a holder that ends removes it
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "synth", "prepare"])

@@ -26,7 +26,12 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from brainuad.evaluate.results import EvaluationSummary, ExampleSlice, GroupResult, IntensityDensities
+from brainuad.evaluate.results import (
+    EvaluationSummary,
+    ExampleSlice,
+    GroupResult,
+    IntensityDensities,
+)
 from brainuad.evaluate.tables import Table, dataset_title
 
 __all__ = ["figure_data_uri", "render_report"]

@@ -35,7 +35,12 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 
-from brainuad.evaluate.results import EvaluationSummary, GroupResult, RunResult, SetResult
+from brainuad.evaluate.results import (
+    EvaluationSummary,
+    GroupResult,
+    RunResult,
+    SetResult,
+)
 from brainuad.evaluate.statistics import (
     MeanStd,
     PermutationTestResult,

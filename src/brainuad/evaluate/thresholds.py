@@ -31,7 +31,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from brainuad.evaluate.metrics import ConfusionCounts, check_mask, check_same_shape, check_scores, tie_run_ends
+from brainuad.evaluate.metrics import (
+    ConfusionCounts,
+    check_mask,
+    check_same_shape,
+    check_scores,
+    tie_run_ends,
+)
 
 __all__ = [
     "HealthyFPR",

@@ -31,7 +31,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from brainuad.methods.base import ReconstructionMethod, VolumeLike, slices_to_volume, volume_slices
+from brainuad.methods.base import (
+    ReconstructionMethod,
+    VolumeLike,
+    slices_to_volume,
+    volume_slices,
+)
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
 
 __all__ = ["Autoencoder", "DeterministicLatent", "GaussianLatent", "LatentCode", "SequenceVAE",

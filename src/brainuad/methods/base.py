@@ -45,21 +45,23 @@ def volume_slices(volume: VolumeLike) -> Tensor:
 
 
 def volume_noise_seed(seed: int, volume: VolumeLike) -> int:
-    """The seed of one volume's test-time noise, from the run seed and the volume's identity.
+    """The seed of one volume's test-time noise, from the run seed and the volume's voxels.
 
-    A :class:`GridVolume` is identified by its ``name``, a bare array by a digest of its voxels, so
-    each volume of a split gets its own noise (never the same field for slice z of every volume),
-    and the same volume gets the same noise in every run with that seed, in any order.
+    Every volume of a split gets its own noise (never the same field for slice z of every
+    volume), and the same volume gets the same noise in every run with that seed, in any order,
+    whatever its file name or orientation on disk (a scan's maps depend on the scan alone).
+
+    Args:
+        seed: the run seed.
+        volume: a :class:`GridVolume` or an (X, Y, Z) array; its image voxels identify it.
 
     Returns:
         an integer in [0, 2**63).
     """
-    if isinstance(volume, GridVolume):
-        identity = b"name\0" + volume.name.encode("utf-8")
-    else:
-        array = volume.detach().cpu().numpy() if isinstance(volume, Tensor) else np.asarray(volume)
-        identity = b"voxels\0" + hashlib.blake2b(np.ascontiguousarray(array, dtype=np.float32).tobytes()).digest()
-    digest = hashlib.blake2b(identity, digest_size=8, key=str(int(seed)).encode()).digest()
+    array = volume.image if isinstance(volume, GridVolume) else volume
+    array = array.detach().cpu().numpy() if isinstance(array, Tensor) else np.asarray(array)
+    digest = hashlib.blake2b(np.ascontiguousarray(array, dtype=np.float32).tobytes(), digest_size=8,
+                             key=str(int(seed)).encode()).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -92,7 +94,7 @@ class ReconstructionMethod(AnomalyDetector):
 
     Args:
         inference_batch_size: slices per forward pass in :meth:`reconstruct`.
-        seed: the run seed; with a volume's name it seeds that volume's test-time noise
+        seed: the run seed; with a volume's voxels it seeds that volume's test-time noise
             (:func:`volume_noise_seed`), so a reconstruction is reproducible and independent of the others.
     """
 

@@ -17,14 +17,20 @@ from brainuad.config import (
     VAERunConfig,
 )
 from brainuad.data.grid import MODEL_GRID_SHAPE
-from brainuad.methods.autoencoders import Autoencoder, DeterministicLatent, GaussianLatent, LatentCode, SequenceVAE
+from brainuad.methods.autoencoders import (
+    Autoencoder,
+    DeterministicLatent,
+    GaussianLatent,
+    LatentCode,
+    SequenceVAE,
+)
 from brainuad.methods.base import AnomalyDetector
 from brainuad.methods.dae import CoarseNoise, DenoisingAutoencoder
-from brainuad.methods.fanogan import FAnoGAN
-from brainuad.methods.thresh import POLARITY_BY_MODALITY, IntensityThreshold
 from brainuad.methods.ddpm import CDDPM, DDPM
 from brainuad.methods.diffusion import DiffusionSchedule
+from brainuad.methods.fanogan import FAnoGAN
 from brainuad.methods.pddpm import PDDPM
+from brainuad.methods.thresh import POLARITY_BY_MODALITY, IntensityThreshold
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
 from brainuad.nn.discriminators import Critic
 from brainuad.nn.encoders import ImageEncoder

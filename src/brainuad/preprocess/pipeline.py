@@ -40,7 +40,12 @@ from brainuad.preprocess.bias import N4Correction
 from brainuad.preprocess.crop import PREPARED_SHAPE, BrainCrop, Window, centred_window
 from brainuad.preprocess.record import PreparationRecord, TransformRecord
 from brainuad.preprocess.register import Atlas, AtlasRegistration, RigidAlignment
-from brainuad.preprocess.resample import Grid, Interpolation, IsotropicResampling, resample
+from brainuad.preprocess.resample import (
+    Grid,
+    Interpolation,
+    IsotropicResampling,
+    resample,
+)
 from brainuad.preprocess.skullstrip import DeepBet, SkullStripper
 
 

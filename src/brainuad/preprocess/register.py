@@ -29,7 +29,12 @@ import numpy as np
 from scipy import ndimage
 
 from brainuad.data.io import read_image
-from brainuad.preprocess.resample import Grid, isotropic_grid, orthonormal_axes, resample
+from brainuad.preprocess.resample import (
+    Grid,
+    isotropic_grid,
+    orthonormal_axes,
+    resample,
+)
 
 TransformModel = Literal["rigid", "similarity", "affine"]
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS (its own inverse)

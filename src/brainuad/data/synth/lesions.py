@@ -38,7 +38,13 @@ from typing import Callable
 
 import numpy as np
 
-from brainuad.data.synth.anatomy import LesionPaint, PullBack, SubjectAnatomy, TissueMeans, nearest_voxel
+from brainuad.data.synth.anatomy import (
+    LesionPaint,
+    PullBack,
+    SubjectAnatomy,
+    TissueMeans,
+    nearest_voxel,
+)
 from brainuad.data.synth.shapes import (
     VOXELS_PER_CM3,
     Ellipsoid,

@@ -8,7 +8,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from brainuad.data.layout import DATASETS
-from brainuad.data.synth.anatomy import CONTRASTS, SubjectAnatomy, Warp, deform_reference, render
+from brainuad.data.synth.anatomy import (
+    CONTRASTS,
+    SubjectAnatomy,
+    Warp,
+    deform_reference,
+    render,
+)
 from brainuad.data.synth.fields import smooth_noise
 from brainuad.data.synth.lesions import LESION_MODELS
 from brainuad.data.synth.shapes import ShapeNoise
