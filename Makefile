@@ -14,7 +14,7 @@ $(BIN)/brainuad: pyproject.toml
 install: $(BIN)/brainuad
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope
 
 demo: install
 	$(BIN)/brainuad demo --out $(DEMO_OUT)
