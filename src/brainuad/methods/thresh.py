@@ -38,24 +38,22 @@ POLARITY_BY_MODALITY: dict[str, Polarity] = {"t2": "hyper", "t1": "hypo"}
 strokes and white-matter lesions are dark)."""
 
 
-def brain_cdf(values: Tensor, bins: int) -> Tensor:
-    """The empirical CDF of brain intensities at the bin edges ``linspace(0, 1, bins + 1)``.
+def brain_counts(values: Tensor, bins: int) -> Tensor:
+    """Histogram of brain intensities: (bins,) float64 counts of ``bins`` equal bins on [0, 1]
+    (values outside [0, 1] are counted in the first or last bin)."""
+    return torch.histc(values.double().clamp(0, 1), bins=bins, min=0.0, max=1.0)
 
-    Args:
-        values: (N,) intensities (values outside [0, 1] are counted in the first or last bin).
-        bins: number of equal bins on [0, 1].
 
-    Returns:
-        (bins + 1,) float64, from 0 to 1; all zero when ``values`` is empty.
-    """
-    counts = torch.histc(values.double().clamp(0, 1), bins=bins, min=0.0, max=1.0)
+def counts_to_cdf(counts: Tensor) -> Tensor:
+    """The empirical CDF at the bin edges ``linspace(0, 1, bins + 1)`` of a :func:`brain_counts`
+    histogram: (bins + 1,) float64 from 0 to 1; all zero for an empty histogram."""
     total = counts.sum()
     cdf = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     return cdf / total if total > 0 else cdf
 
 
 def read_cdf(cdf: Tensor, intensities: Tensor) -> Tensor:
-    """F(x) of a CDF from :func:`brain_cdf`, linear between the bin edges.
+    """F(x) of a CDF from :func:`counts_to_cdf`, linear between the bin edges.
 
     Args:
         cdf: (bins + 1,) float64.
@@ -117,20 +115,15 @@ class IntensityThreshold(AnomalyDetector):
             raise ValueError("fit needs at least one volume, got none")
         if self.equalisation == "per_scan":
             return
-        counts = np.zeros(self.bins, dtype=np.int64)
-        for volume in volumes:
-            values = np.clip(volume.image[volume.mask], 0.0, 1.0)
-            counts += np.histogram(values, bins=self.bins, range=(0.0, 1.0))[0]
-        total = counts.sum()
-        if total == 0:
+        counts = sum(brain_counts(torch.from_numpy(volume.image[volume.mask]), self.bins) for volume in volumes)
+        if counts.sum() == 0:
             raise ValueError(f"the {len(volumes)} volumes given to fit have no brain voxel")
-        cdf = np.concatenate([[0.0], np.cumsum(counts) / total])
-        self.cdf.copy_(torch.from_numpy(cdf))
+        self.cdf.copy_(counts_to_cdf(counts))
 
     def _reference(self, brain_values: Tensor) -> Tensor:
         """The CDF that equalises a scan whose brain intensities are ``brain_values``."""
         if self.equalisation == "per_scan":
-            return brain_cdf(brain_values, self.bins)
+            return counts_to_cdf(brain_counts(brain_values, self.bins))
         if not self.fitted:
             raise RuntimeError("IntensityThreshold is not fitted: call fit(volumes) or load a fitted run first")
         return self.cdf
