@@ -32,7 +32,7 @@ from brainuad.data.grid import NORMALISE_ON, to_model_grid
 from brainuad.data.layout import split_subjects
 from brainuad.data.synth.cohort import synthesize_cohort
 from brainuad.data.volume import Volume
-from brainuad.evaluate.protocol import evaluate_runs
+from brainuad.evaluate.runs import evaluate_runs
 from brainuad.train import train_run
 
 EQUALISATIONS = ("per_scan", "healthy_fit")

@@ -62,7 +62,7 @@ import numpy as np
 from brainuad.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from brainuad.config import load_config, packaged_config
 from brainuad.errors import InputError
-from brainuad.evaluate.protocol import RUN_THRESHOLDS_FILE
+from brainuad.evaluate.run_thresholds import RUN_THRESHOLDS_FILE
 from brainuad.predict import (
     Detector,
     PreparedScan,

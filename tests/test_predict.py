@@ -14,7 +14,7 @@ from brainuad.data.io import read_image, write_image
 from brainuad.data.volume import Volume
 from brainuad.errors import InputError
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import RunThreshold, write_run_thresholds
+from brainuad.evaluate.run_thresholds import RunThreshold, write_run_thresholds
 from brainuad.predict import (
     Detector,
     Reorientation,

@@ -28,7 +28,7 @@ from brainuad.data.synth import synthesize_cohort
 from brainuad.data.synth.cohort import MARKER
 from brainuad.data.validate import validate_data_dir
 from brainuad.errors import BrainUADError
-from brainuad.evaluate.protocol import evaluate_runs
+from brainuad.evaluate.runs import evaluate_runs
 from brainuad.evaluate.results import EvaluationSummary
 from brainuad.lock import FolderLock
 from brainuad.train import SUMMARY_FILE, train_run

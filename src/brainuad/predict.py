@@ -65,7 +65,7 @@ from brainuad.data.io import (
 from brainuad.data.volume import Volume
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import (
+from brainuad.evaluate.run_thresholds import (
     RUN_THRESHOLDS_FILE,
     RunThreshold,
     read_run_thresholds,

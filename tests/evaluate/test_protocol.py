@@ -15,17 +15,13 @@ from brainuad.config import load_config
 from brainuad.data.grid import MODEL_GRID_SHAPE
 from brainuad.data.layout import split_subjects
 from brainuad.errors import InputError
-from brainuad.evaluate import protocol
+from brainuad.evaluate import engine, run_thresholds
 from brainuad.evaluate.command import evaluate, split_list
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import (
-    evaluate_method,
-    evaluate_runs,
-    postprocessing_variants,
-    summarise,
-    threshold_rules,
-    write_evaluation,
-)
+from brainuad.evaluate.outputs import write_evaluation
+from brainuad.evaluate.protocol import evaluate_method
+from brainuad.evaluate.rules import postprocessing_variants, threshold_rules
+from brainuad.evaluate.runs import evaluate_runs, summarise
 from brainuad.evaluate.results import EvaluationSummary
 from brainuad.evaluate.tables import build_tables
 from brainuad.methods.registry import build_detector
@@ -113,12 +109,12 @@ def test_planted_lesions_are_found_and_labels_line_up(tiny_cohort, grid_cache):
 def test_each_volume_is_scored_once_and_memory_does_not_grow_with_volumes(tiny_cohort, grid_cache, monkeypatch):
     pools = []
 
-    class RecordingPool(protocol.VoxelPool):
+    class RecordingPool(engine.VoxelPool):
         def __init__(self, capacity, dtype=np.float32):
             super().__init__(capacity, dtype)
             pools.append(capacity)
 
-    monkeypatch.setattr(protocol, "VoxelPool", RecordingPool)
+    monkeypatch.setattr(engine, "VoxelPool", RecordingPool)
     method = PlantedReconstruction()
     run = quick(method, tiny_cohort, grid_cache, limit=3, ablation=True)
     result = run.set_result("brats21")
@@ -381,37 +377,37 @@ def test_evaluate_stores_the_headline_thresholds_in_each_run(tiny_cohort, grid_c
     from dataclasses import replace
 
     run = write_run(tmp_path / "runs" / "ddpm", tiny_cohort, [], 0)
-    assert protocol.read_run_thresholds(run) == ()
+    assert run_thresholds.read_run_thresholds(run) == ()
     out = tmp_path / "evaluation"
     postprocessing = PostProcessing(order="authors_code")
     summary = evaluate_runs([run], tiny_cohort, out, sets=["brats21"], thresholds=["oracle", "val-dice"], limit=1,
                             ablation=False, postprocessing=postprocessing, cache_dir=grid_cache, progress=False)
     chosen = summary.runs[0].set_result("brats21").scores("val-dice").threshold
-    stored = protocol.read_run_thresholds(run)
-    assert stored == (protocol.RunThreshold("brats21", "val-dice", "lesion-val", chosen.value, postprocessing, 1,
+    stored = run_thresholds.read_run_thresholds(run)
+    assert stored == (run_thresholds.RunThreshold("brats21", "val-dice", "lesion-val", chosen.value, postprocessing, 1,
                                             (out / "summary.json").resolve()),)
-    assert protocol.summary_thresholds(out / "summary.json", run) == stored
+    assert run_thresholds.summary_thresholds(out / "summary.json", run) == stored
     assert not list(run.glob(".tmp-*"))
     # a later evaluation of other sets keeps the stored ones; sets stay in the protocol's order
     mslub = replace(stored[0], dataset="mslub", value=0.5)
-    protocol.write_run_thresholds(run, [mslub])
-    protocol.write_run_thresholds(run, [replace(stored[0], value=0.25)])
-    assert [(record.dataset, record.value) for record in protocol.read_run_thresholds(run)] == [("brats21", 0.25),
+    run_thresholds.write_run_thresholds(run, [mslub])
+    run_thresholds.write_run_thresholds(run, [replace(stored[0], value=0.25)])
+    assert [(record.dataset, record.value) for record in run_thresholds.read_run_thresholds(run)] == [("brats21", 0.25),
                                                                                                ("mslub", 0.5)]
     with pytest.raises(InputError, match="holds no run named 'other'"):
-        protocol.summary_thresholds(out / "summary.json", tmp_path / "other")
+        run_thresholds.summary_thresholds(out / "summary.json", tmp_path / "other")
     (run / "thresholds.json").write_text('{"thresholds": [{"dataset": "brats21"}]}')
     with pytest.raises(InputError, match="thresholds.json: is not a readable thresholds file"):
-        protocol.read_run_thresholds(run)
-    protocol.write_run_thresholds(run, [mslub])  # an unreadable file is replaced
-    assert protocol.read_run_thresholds(run) == (mslub,)
+        run_thresholds.read_run_thresholds(run)
+    run_thresholds.write_run_thresholds(run, [mslub])  # an unreadable file is replaced
+    assert run_thresholds.read_run_thresholds(run) == (mslub,)
 
 
 def test_where_and_how_a_run_executed_does_not_split_folds():
     """Runs that differ in execution settings only (data directory, batch sizes at test time,
     memory format) are folds of one model; a model setting makes another model."""
     from brainuad.config import load_config, packaged_config
-    from brainuad.evaluate.protocol import _model_settings
+    from brainuad.evaluate.runs import _model_settings
 
     def settings(method, *overrides):
         return _model_settings(load_config(packaged_config(f"tiny/{method}"), list(overrides)))

@@ -4,7 +4,7 @@ import re
 from evaluate.test_tables import make_run, make_summary
 from matplotlib.figure import Figure
 
-from brainuad.evaluate.protocol import summarise
+from brainuad.evaluate.runs import summarise
 from brainuad.evaluate.report import figure_data_uri, render_report
 from brainuad.evaluate.tables import build_tables
 

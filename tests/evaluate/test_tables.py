@@ -12,7 +12,7 @@ from scipy import stats
 
 from brainuad.evaluate.metrics import ConfusionCounts
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.protocol import summarise
+from brainuad.evaluate.runs import summarise
 from brainuad.evaluate.results import (
     ExampleSlice,
     HealthyResult,

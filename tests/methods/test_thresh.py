@@ -14,7 +14,7 @@ from brainuad.cli import app
 from brainuad.config import parse_config
 from brainuad.data.cache import GridCache
 from brainuad.data.layout import split_subjects
-from brainuad.evaluate.protocol import evaluate_runs
+from brainuad.evaluate.runs import evaluate_runs
 from brainuad.methods.registry import build_detector
 from brainuad.methods.thresh import IntensityThreshold
 

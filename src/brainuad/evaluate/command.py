@@ -83,7 +83,9 @@ def evaluate(
     from brainuad.cli import user_errors
     from brainuad.data.layout import LESION_SETS
     from brainuad.evaluate.postprocess import PostProcessing
-    from brainuad.evaluate.protocol import REPORT_FILE, evaluate_runs, threshold_rules
+    from brainuad.evaluate.outputs import REPORT_FILE
+    from brainuad.evaluate.rules import threshold_rules
+    from brainuad.evaluate.runs import evaluate_runs
     from brainuad.evaluate.tables import segmentation_table
 
     if postprocess_order not in ("paper", "authors_code"):

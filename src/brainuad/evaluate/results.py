@@ -8,7 +8,9 @@ per-volume rows) are kept for the report and left out of ``summary.json``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -36,6 +38,7 @@ __all__ = [
     "SweepPoint",
     "ThresholdedScores",
     "not_serialised",
+    "to_jsonable",
 ]
 
 FULL = "full"
@@ -49,6 +52,29 @@ or the test split itself (the oracle)."""
 def not_serialised() -> Any:
     """A dataclass field kept for the report but left out of summary.json (arrays, per-volume rows)."""
     return field(metadata={"json": False})
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses (without their ``json: False`` fields), tuples, paths and numbers as JSON
+    values; nan and infinities become null."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: to_jsonable(getattr(value, item.name)) for item in fields(value)
+                if item.metadata.get("json", True)}
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"cannot write a {type(value).__name__} to JSON")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,353 @@
+"""The streaming engine of one run's splits: validation pools, thresholds, the test split, examples.
+
+Volumes are read, scored and reduced one at a time (see :mod:`brainuad.evaluate.protocol` for the
+protocol this implements), so memory does not grow with the number of test volumes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+
+from brainuad.data.cache import GridCache
+from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
+from brainuad.data.layout import Subject, split_subjects
+from brainuad.errors import BrainUADError, InputError
+from brainuad.evaluate.histograms import compare_intensity_histograms
+from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
+from brainuad.evaluate.postprocess import PostProcessing
+from brainuad.evaluate.reconstruction import (
+    MedicalLpips,
+    l1_error,
+    lesion_l1,
+    peak_signal_noise_ratio,
+    structural_similarity,
+)
+from brainuad.evaluate.results import (
+    ExampleSlice,
+    HealthyResult,
+    HealthyVolume,
+    IntensityDensities,
+    LesionVolume,
+    Segmentation,
+    SetResult,
+    ThresholdedScores,
+)
+from brainuad.evaluate.rules import Binarisation, PostProcessingVariant, ThresholdRule, variants_needing
+from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
+from brainuad.evaluate.statistics import MeanStd, mean_std
+from brainuad.evaluate.thresholds import Threshold, VoxelPool
+
+HISTOGRAM_BINS = 500
+"""Bins of the brain-intensity histograms (kld, entropy difference, the report's densities)."""
+_EXAMPLE_ROLES = ("best", "median", "worst")
+
+_Item = TypeVar("_Item")
+
+
+def _track(items: Sequence[_Item], description: str, enabled: bool) -> Iterator[_Item]:
+    """Iterate ``items`` with a rich progress bar on stderr when ``enabled``."""
+    if not enabled:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(items, description=description, transient=True, console=Console(stderr=True))
+
+
+def _target(volume: GridVolume, subject: Subject) -> np.ndarray:
+    if volume.seg is None:
+        raise InputError(subject.image, f"subject {subject.name} of a lesion set has no segmentation",
+                         "its split CSV needs a seg_path")
+    return volume.seg
+
+
+def _subjects(data_root: Path, dataset: str, split: Literal["val", "test"], modality: str, fold: int | None,
+              limit: int | None) -> list[Subject]:
+    subjects = split_subjects(data_root, dataset, split, fold, modality)
+    if not subjects:
+        raise InputError(data_root / "splits", f"the {dataset} {split} split lists no subject")
+    return subjects[:limit] if limit is not None else subjects
+
+
+@dataclass(frozen=True)
+class SplitContext:
+    """What every split of one run is evaluated with."""
+
+    data_root: Path
+    modality: str
+    fold: int
+    limit: int | None
+    cache: GridCache
+    progress: bool
+    run: str
+
+    def bar(self, dataset: str, split: str, suffix: str = "") -> str:
+        return f"{self.run}: {dataset} {split}{suffix}"
+
+
+def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], context: SplitContext,
+                  suffix: str) -> dict[PostProcessingVariant, VoxelPool]:
+    """Brain voxels of the post-processed maps of the IXI validation volumes of the run's fold."""
+    subjects = _subjects(context.data_root, "ixi", "val", context.modality, context.fold, context.limit)
+    pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
+    for subject in _track(subjects, context.bar("ixi", f"val fold {context.fold}", suffix), context.progress):
+        volume = context.cache.load(subject)
+        scored = scorer.score(volume)
+        for variant, pool in pools.items():
+            pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), mask=volume.mask)
+    return pools
+
+
+def _pool_lesion_val(scorer: VolumeScorer, dataset: str, variants: list[PostProcessingVariant],
+                     context: SplitContext, suffix: str) -> tuple[dict[PostProcessingVariant, VoxelPool], int]:
+    """All voxels of the post-processed maps of a lesion set's validation split, per variant, and
+    the number of volumes pooled (0 when no variant needs them)."""
+    if not variants:
+        return {}, 0
+    subjects = _subjects(context.data_root, dataset, "val", context.modality, None, context.limit)
+    pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
+    for subject in _track(subjects, context.bar(dataset, "val", suffix), context.progress):
+        volume = context.cache.load(subject)
+        target = _target(volume, subject)
+        scored = scorer.score(volume)
+        for variant, pool in pools.items():
+            pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), target)
+    return pools, len(subjects)
+
+
+def _select(rule: ThresholdRule, pool: VoxelPool, where: str) -> Threshold:
+    try:
+        return rule.strategy.select(pool)
+    except ValueError as error:
+        raise BrainUADError(f"cannot choose the {rule.label} threshold on {where}: {error}") from None
+
+
+class _OracleArchive:
+    """The test split's post-processed maps as their non-zero voxels, for the oracle.
+
+    The maps' non-zero scores go into a :class:`VoxelPool` (the oracle's search pool, in the
+    order added); their flat positions and each volume's lesion positions are kept alongside, so
+    every map can be rebuilt exactly and re-scored at the oracle threshold.
+    """
+
+    def __init__(self, n_volumes: int) -> None:
+        self.pool = VoxelPool.for_volumes(n_volumes, MODEL_GRID_SHAPE)
+        self._positions = np.empty(self.pool.capacity, dtype=np.int32)
+        self._volumes: list[tuple[int, int, np.ndarray]] = []
+
+    def add(self, postprocessed: np.ndarray, target: np.ndarray) -> None:
+        """Keep one (X, Y, Z) map and its (X, Y, Z) boolean target."""
+        start = self.pool.scores.size
+        self.pool.add(postprocessed, target)
+        stop = self.pool.scores.size
+        self._positions[start:stop] = np.flatnonzero(postprocessed)
+        self._volumes.append((start, stop, np.flatnonzero(target).astype(np.int32)))
+
+    def rescore(self, threshold: float, postprocessing: PostProcessing) -> Iterator[ConfusionCounts]:
+        """Confusion counts of every kept volume binarised at ``threshold``, in the order added."""
+        scores = self.pool.scores
+        for start, stop, lesion in self._volumes:
+            volume = np.zeros(math.prod(MODEL_GRID_SHAPE), dtype=scores.dtype)
+            volume[self._positions[start:stop]] = scores[start:stop]
+            target = np.zeros(volume.size, dtype=bool)
+            target[lesion] = True
+            prediction = postprocessing.apply_to_binary((volume > threshold).reshape(MODEL_GRID_SHAPE))
+            yield confusion_counts(prediction, target.reshape(MODEL_GRID_SHAPE))
+
+
+class _Densities:
+    """Running sums of brain-intensity densities of inputs and reconstructions."""
+
+    def __init__(self) -> None:
+        self.input = np.zeros(HISTOGRAM_BINS)
+        self.reconstruction = np.zeros(HISTOGRAM_BINS)
+        self.edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+        self.count = 0
+
+    def add(self, image: np.ndarray, reconstruction: np.ndarray, brain: np.ndarray) -> tuple[float, float]:
+        """Add one pair of (X, Y, Z) volumes; returns its (kld, entropy_difference)."""
+        comparison = compare_intensity_histograms(image, reconstruction, brain, bins=HISTOGRAM_BINS)
+        self.input += comparison.input_density
+        self.reconstruction += comparison.reconstruction_density
+        self.count += 1
+        return comparison.kld, comparison.entropy_difference
+
+    def mean(self) -> IntensityDensities | None:
+        if not self.count:
+            return None
+        return IntensityDensities(self.edges, self.input / self.count, self.reconstruction / self.count)
+
+
+def _optional_mean(values: list[float | None]) -> MeanStd | None:
+    """Mean and population std of per-volume values, or None when they were not measured."""
+    if not values or values[0] is None:
+        return None
+    return mean_std(values, ddof=0)
+
+
+class _TestSplit:
+    """Scores the test volumes of one lesion set one at a time (see the module docstring)."""
+
+    def __init__(self, pairs: tuple[Binarisation, ...], thresholds: dict[Binarisation, Threshold], n_volumes: int) -> None:
+        self.pairs = pairs
+        self.thresholds = thresholds
+        self.full = pairs[0].variant
+        self.histogram = ScoreHistogram()
+        self.densities = _Densities()
+        self.oracle_pairs = [pair for pair in pairs if pair.rule.source == "test"]
+        self.archive = _OracleArchive(n_volumes) if self.oracle_pairs else None
+        self.volumes: list[LesionVolume] = []
+
+    def add(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume) -> None:
+        maps = {variant: variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask)
+                for variant in dict.fromkeys(pair.variant for pair in self.pairs)}
+        full = maps[self.full]
+        segmentations = []
+        for pair, threshold in self.thresholds.items():
+            prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
+            segmentations.append(Segmentation(pair.variant.label, pair.rule.label,
+                                              confusion_counts(prediction, target)))
+        ranking = ranking_scores(full, target)
+        self.histogram.add(full, target, mask=volume.mask)
+        if self.archive is not None:
+            self.archive.add(full, target)
+        l1 = kld = entropy_difference = None
+        if scored.reconstruction is not None:
+            l1 = lesion_l1(volume.image, scored.reconstruction, target, volume.mask)
+            kld, entropy_difference = self.densities.add(volume.image, scored.reconstruction, volume.mask)
+        self.volumes.append(LesionVolume(volume.name, int(np.count_nonzero(target)), ranking.average_precision,
+                                         ranking.roc_auc, l1, kld, entropy_difference, tuple(segmentations)))
+
+    def finish_oracle(self, where: str) -> dict[Binarisation, Threshold]:
+        """Choose the oracle thresholds on the archived test maps and add their segmentations."""
+        chosen = {}
+        for pair in self.oracle_pairs:
+            threshold = _select(pair.rule, self.archive.pool, where)
+            rescored = self.archive.rescore(threshold.value, pair.variant.postprocessing)
+            self.volumes = [replace(record, segmentations=record.segmentations + (
+                Segmentation(pair.variant.label, pair.rule.label, counts),))
+                for record, counts in zip(self.volumes, rescored, strict=True)]
+            chosen[pair] = threshold
+        return chosen
+
+    def result(self, dataset: str, modality: str, n_val: int, thresholds: dict[Binarisation, Threshold],
+               examples: tuple[ExampleSlice, ...]) -> SetResult:
+        volumes = tuple(self.volumes)
+        thresholded = []
+        for pair in self.pairs:
+            counts = [next(s.counts for s in record.segmentations
+                           if s.threshold == pair.rule.label and s.postprocessing == pair.variant.label)
+                      for record in volumes]
+            total = ConfusionCounts(*(sum(getattr(c, name) for c in counts) for name in ("tp", "fp", "fn", "tn")))
+            thresholded.append(ThresholdedScores(pair.variant.label, thresholds[pair], pair.rule.source,
+                                                 mean_std([c.dice for c in counts], ddof=0), total.dice))
+        pooled = self.histogram.ranking_scores()
+        l1s = [record.l1 for record in volumes]
+        return SetResult(
+            dataset=dataset, modality=modality, n_val=n_val, n_test=len(volumes),
+            n_empty_target=sum(record.lesion_voxels == 0 for record in volumes), thresholded=tuple(thresholded),
+            average_precision=mean_std([record.average_precision for record in volumes], ddof=0),
+            roc_auc=mean_std([record.roc_auc for record in volumes], ddof=0),
+            pooled_average_precision=pooled.average_precision, pooled_roc_auc=pooled.roc_auc,
+            n_clipped=self.histogram.n_clipped,
+            l1_lesion=_optional_mean([None if l1 is None else l1.unhealthy for l1 in l1s]),
+            l1_healthy=_optional_mean([None if l1 is None else l1.healthy for l1 in l1s]),
+            l1_ratio=_optional_mean([None if l1 is None else l1.ratio for l1 in l1s]),
+            kld=_optional_mean([record.kld for record in volumes]),
+            entropy_difference=_optional_mean([record.entropy_difference for record in volumes]),
+            volumes=volumes, densities=self.densities.mean(), examples=examples)
+
+
+def _example_slices(scorer: VolumeScorer, subjects: list[Subject], volumes: Sequence[LesionVolume],
+                    pair: Binarisation, threshold: Threshold, context: SplitContext) -> tuple[ExampleSlice, ...]:
+    """Score the best, median and worst volumes (headline Dice) again and keep one slice of each."""
+    ranked = sorted((record for record in volumes if not math.isnan(record.dice(pair.rule.label))),
+                    key=lambda record: record.dice(pair.rule.label), reverse=True)
+    if not ranked:
+        return ()
+    roles: dict[int, list[str]] = {}
+    for role, rank in zip(_EXAMPLE_ROLES, (0, len(ranked) // 2, len(ranked) - 1)):
+        roles.setdefault(rank, []).append(role)
+    by_name = {subject.name: subject for subject in subjects}
+    examples = []
+    for rank, names in roles.items():
+        record, role = ranked[rank], "/".join(names)
+        subject = by_name[record.name]
+        volume = context.cache.load(subject)
+        target = _target(volume, subject)
+        scored = scorer.score(volume)
+        postprocessing = pair.variant.postprocessing
+        prediction = postprocessing.apply_to_binary(
+            postprocessing.apply_to_residual(scored.anomaly_map, volume.mask) > threshold.value)
+        weight = target if target.any() else volume.mask
+        axial = int(np.argmax(weight.sum(axis=(0, 1))))
+        reconstruction = None if scored.reconstruction is None else scored.reconstruction[..., axial]
+        examples.append(ExampleSlice(role, record.name, record.dice(pair.rule.label), axial, volume.image[..., axial],
+                                     reconstruction, scored.anomaly_map[..., axial], prediction[..., axial],
+                                     target[..., axial]))
+    return tuple(examples)
+
+
+def evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[Binarisation, ...],
+                  healthy_thresholds: dict[Binarisation, Threshold], context: SplitContext, *, figures: bool,
+                  suffix: str = "") -> SetResult:
+    """Validation pools, thresholds, the streamed test split and (with ``figures``) the example slices."""
+    pools, n_val = _pool_lesion_val(scorer, dataset, variants_needing(pairs, "lesion-val"), context, suffix)
+    thresholds = dict(healthy_thresholds)
+    for pair in pairs:
+        if pair.rule.source == "lesion-val":
+            thresholds[pair] = _select(pair.rule, pools[pair.variant], f"the {dataset} validation split")
+    del pools
+    subjects = _subjects(context.data_root, dataset, "test", context.modality, None, context.limit)
+    split = _TestSplit(pairs, {pair: thresholds[pair] for pair in pairs if pair in thresholds}, len(subjects))
+    for subject in _track(subjects, context.bar(dataset, "test", suffix), context.progress):
+        volume = context.cache.load(subject)
+        split.add(volume, _target(volume, subject), scorer.score(volume))
+    thresholds.update(split.finish_oracle(f"the {dataset} test split"))
+    examples = _example_slices(scorer, subjects, split.volumes, pairs[0], thresholds[pairs[0]],
+                               context) if figures else ()
+    return split.result(dataset, context.modality, n_val, thresholds, examples)
+
+
+def choose_healthy_thresholds(scorer: VolumeScorer, pairs: tuple[Binarisation, ...], context: SplitContext,
+                        suffix: str = "") -> dict[Binarisation, Threshold]:
+    variants = variants_needing(pairs, "healthy-val")
+    if not variants:
+        return {}
+    pools = _pool_healthy(scorer, variants, context, suffix)
+    where = f"the ixi validation split of fold {context.fold}"
+    return {pair: _select(pair.rule, pools[pair.variant], where) for pair in pairs if pair.rule.source == "healthy-val"}
+
+
+def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: SplitContext) -> HealthyResult:
+    """Reconstruction quality on the healthy IXI test split (one volume at a time)."""
+    subjects = _subjects(context.data_root, "ixi", "test", context.modality, None, context.limit)
+    densities = _Densities()
+    volumes = []
+    for subject in _track(subjects, context.bar("ixi", "test"), context.progress):
+        volume = context.cache.load(subject)
+        reconstruction = scorer.score(volume).reconstruction
+        distance = None
+        if lpips is not None:
+            pair = [torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+                    for array in (volume.image, reconstruction)]
+            distance = float(lpips.distance(*pair)[0])
+        kld, entropy_difference = densities.add(volume.image, reconstruction, volume.mask)
+        volumes.append(HealthyVolume(
+            volume.name, structural_similarity(volume.image, reconstruction),
+            peak_signal_noise_ratio(volume.image, reconstruction), l1_error(volume.image, reconstruction, volume.mask),
+            distance, kld, entropy_difference))
+    return HealthyResult(
+        modality=context.modality, n=len(volumes), ssim=mean_std([v.ssim for v in volumes], ddof=0),
+        psnr=mean_std([v.psnr for v in volumes], ddof=0), l1=mean_std([v.l1 for v in volumes], ddof=0),
+        lpips=_optional_mean([v.lpips for v in volumes]), kld=mean_std([v.kld for v in volumes], ddof=0),
+        entropy_difference=mean_std([v.entropy_difference for v in volumes], ddof=0), volumes=tuple(volumes),
+        densities=densities.mean())

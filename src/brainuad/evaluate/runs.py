@@ -1,0 +1,209 @@
+"""Evaluating run directories: configs checked first, runs grouped into folds of one model.
+
+Runs whose configs differ only in ``data.fold`` and in how they were executed (:data:`EXECUTION_KEYS`)
+are folds of one model; their results are aggregated over folds in the tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from brainuad.config import DIFFUSION_RUN_CONFIGS
+from brainuad.data.layout import resolve_data_root
+from brainuad.errors import InputError
+from brainuad.evaluate.outputs import write_evaluation
+from brainuad.evaluate.postprocess import PostProcessing
+from brainuad.evaluate.protocol import check_levels, check_sets, evaluate_method
+from brainuad.evaluate.reconstruction import MedicalLpips
+from brainuad.evaluate.results import EvaluationSummary, GroupResult, RunResult
+from brainuad.evaluate.rules import threshold_rules
+from brainuad.evaluate.run_thresholds import run_thresholds, write_run_thresholds
+from brainuad.evaluate.tables import CONVENTIONS
+from brainuad.lock import FolderLock
+
+__all__ = ["EXECUTION_KEYS", "evaluate_runs", "summarise"]
+
+EXECUTION_KEYS = frozenset({"data.root", "data.num_workers", "data.cache_dir", "train.accelerator", "train.devices",
+                            "train.strategy", "train.log_every_n_steps", "train.channels_last",
+                            "diffusion.inference_batch_size", "model.inference_batch_size",
+                            "dae.inference_batch_size"})
+"""Config values that say where and how a run was executed, not which model it is; ignored (with
+``data.fold``) when runs are grouped into folds of one model."""
+
+
+def summarise(runs: Sequence[RunResult], notes: Sequence[str] = ()) -> EvaluationSummary:
+    """Group runs into models (equal ``group``), in the order first given, folds sorted.
+
+    Args:
+        runs: evaluated runs, all with the same thresholds and post-processing.
+        notes: extra notes for the outputs.
+
+    Raises:
+        ValueError: no runs, runs evaluated differently, or two runs of one group with one fold.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one RunResult")
+    first = runs[0]
+    for run in runs[1:]:
+        if (run.thresholds, run.postprocessing, run.variants) != (first.thresholds, first.postprocessing,
+                                                                   first.variants):
+            raise ValueError(f"runs {first.name!r} and {run.name!r} were evaluated with different thresholds or "
+                             f"post-processing variants")
+    grouped: dict[str, list[RunResult]] = {}
+    for run in runs:
+        members = grouped.setdefault(run.group, [])
+        twin = next((member for member in members if member.fold == run.fold), None)
+        if twin is not None:
+            raise ValueError(f"runs {twin.name!r} and {run.name!r} are the same model and fold {run.fold}")
+        members.append(run)
+    groups = tuple(GroupResult(label, members[0].method, members[0].modality,
+                               tuple(sorted(members, key=lambda run: run.fold))) for label, members in grouped.items())
+    all_notes = [*notes, *(note for run in runs for note in run.notes)]
+    return EvaluationSummary(groups=groups, thresholds=first.thresholds, headline=first.thresholds[0],
+                             postprocessing=first.postprocessing, variants=first.variants, conventions=CONVENTIONS,
+                             notes=tuple(dict.fromkeys(all_notes)))
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _model_settings(config) -> dict[str, Any]:
+    """The config values that identify a model: all but ``data.fold`` and :data:`EXECUTION_KEYS`."""
+    flat = _flatten(config.model_dump(mode="json"))
+    return {key: value for key, value in flat.items() if key != "data.fold" and key not in EXECUTION_KEYS}
+
+
+def _group_labels(configs: Sequence[Any]) -> list[str]:
+    """A label per run: the method, with the settings telling apart models of one method and
+    modality, and the modality when several are compared."""
+    settings = [_model_settings(config) for config in configs]
+    modalities = {config.data.modality for config in configs}
+    labels = []
+    for config, setting in zip(configs, settings):
+        rivals = [other for other, cfg in zip(settings, configs)
+                  if cfg.method == config.method and cfg.data.modality == config.data.modality]
+        differing = sorted(key for key in setting
+                           if any(json.dumps(other.get(key)) != json.dumps(setting[key]) for other in rivals))
+        label = config.method
+        if differing:
+            label += " [" + ", ".join(f"{key}={json.dumps(setting[key])}" for key in differing) + "]"
+        if len(modalities) > 1:
+            label += f" ({config.data.modality.upper()})"
+        labels.append(label)
+    return labels
+
+
+def _run_config(run_dir: Path):
+    """The run's config, checked before any evaluation starts (the weights are read later)."""
+    from brainuad.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+    from brainuad.config import load_config
+
+    if not run_dir.is_dir():
+        raise InputError(run_dir, "run directory not found")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise InputError(run_dir, f"no {CONFIG_FILE} in the run directory", "is this a brainuad training run?")
+    if not (run_dir / WEIGHTS_FILE).is_file():
+        raise InputError(run_dir, f"no {WEIGHTS_FILE} in the run directory", "has its training finished?")
+    config = load_config(run_dir / CONFIG_FILE)
+    if config.method == "spark":
+        raise InputError(run_dir, "is a SparK pre-training run, not an anomaly detector")
+    return config
+
+
+def _run_names(run_dirs: Sequence[Path]) -> list[str]:
+    names = [run_dir.name for run_dir in run_dirs]
+    return [name if names.count(name) == 1 else str(run_dir) for name, run_dir in zip(names, run_dirs)]
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir: str | Path, *,
+                  sets: Sequence[str] | None = None, thresholds: Sequence[str] = ("val-dice",),
+                  postprocessing: PostProcessing = PostProcessing(), lpips_weights: str | Path | None = None,
+                  t_sweep: Sequence[int] | None = None, ablation: bool = True, limit: int | None = None,
+                  device: str = "cpu", cache_dir: str | Path | None = None,
+                  progress: bool = True) -> EvaluationSummary:
+    """Evaluate trained run directories and write every output into ``out_dir``.
+
+    Every run's config is read first (a bad run directory fails before any work); then the runs
+    are loaded and evaluated one at a time (:func:`evaluate_method`), grouped into folds of one
+    model (configs equal but for ``data.fold`` and :data:`EXECUTION_KEYS`) and written with
+    :func:`write_evaluation`. Each run directory then gets its headline thresholds in
+    ``RUN/thresholds.json`` (:func:`write_run_thresholds`), for ``brainuad predict``.
+
+    Args:
+        run_dirs: training run directories (config.yaml + model.safetensors).
+        data_root: the data directory (or its parent).
+        out_dir: where summary.json, per_volume.csv, tables/ and report.html go (created).
+        sets: lesion sets (default: those of each run's modality).
+        thresholds, postprocessing, t_sweep, ablation, limit, cache_dir, progress: as
+            :func:`evaluate_method`.
+        lpips_weights: a Med3D weights file for LPIPS, or None (skipped, with a note).
+        device: where the models (and LPIPS) run.
+
+    Raises:
+        ValueError: a bad argument. InputError / BrainUADError: a bad run directory, missing data, or
+            another process writing into ``out_dir`` or a run directory (:class:`~brainuad.lock.FolderLock`).
+    """
+    if isinstance(run_dirs, (str, Path)) or not run_dirs:
+        raise ValueError(f"run_dirs must be a non-empty list of run directories, got {run_dirs!r}")
+    paths = [Path(run_dir) for run_dir in run_dirs]
+    if len(set(p.resolve() for p in paths)) != len(paths):
+        raise ValueError(f"run_dirs names a run directory twice: {[str(p) for p in paths]}")
+    threshold_rules(thresholds)
+    check_levels(t_sweep)
+    configs = [_run_config(path) for path in paths]
+    names = _run_names(paths)
+    for path, name, config in zip(paths, names, configs):
+        try:
+            check_sets(sets, config.data.modality, name)
+        except ValueError as error:
+            raise InputError(path, str(error)) from None
+        timesteps = config.diffusion.timesteps if isinstance(config, DIFFUSION_RUN_CONFIGS) else None
+        for level in check_levels(t_sweep) if timesteps is not None else ():  # others: skipped, with a note
+            if not 1 <= level <= timesteps:
+                raise InputError(path, f"t_test {level} lies outside the 1..{timesteps} levels of "
+                                       "its diffusion schedule")
+    root = resolve_data_root(data_root)
+    labels = _group_labels(configs)
+    with contextlib.ExitStack() as locks:  # one writer per folder: the output and each run's thresholds.json
+        locks.enter_context(FolderLock(out_dir, "writing an evaluation"))
+        for path in paths:
+            locks.enter_context(FolderLock(path, "being evaluated"))
+        return _evaluate_locked(paths, names, labels, configs, root, Path(out_dir), sets=sets, thresholds=thresholds,
+                                postprocessing=postprocessing, lpips_weights=lpips_weights, t_sweep=t_sweep,
+                                ablation=ablation, limit=limit, device=device, cache_dir=cache_dir, progress=progress)
+
+
+def _evaluate_locked(paths: list[Path], names: list[str], labels: list[str], configs: list, root: Path, out_dir: Path,
+                     *, sets: Sequence[str] | None, thresholds: Sequence[str], postprocessing: PostProcessing,
+                     lpips_weights: str | Path | None, t_sweep: Sequence[int] | None, ablation: bool,
+                     limit: int | None, device: str, cache_dir: str | Path | None,
+                     progress: bool) -> EvaluationSummary:
+    """:func:`evaluate_runs` once its arguments are checked and its folders locked."""
+    from brainuad.checkpoint import load_run
+
+    lpips = MedicalLpips(lpips_weights, device=device) if lpips_weights is not None else None
+    results = []
+    for path, name, label, config in zip(paths, names, labels, configs):
+        _, method = load_run(path, device)
+        results.append(evaluate_method(
+            method, root, name=name, modality=config.data.modality, fold=config.data.fold, group=label,
+            method_name=config.method, sets=sets, thresholds=thresholds, postprocessing=postprocessing, lpips=lpips,
+            t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir,
+            normalise_on=config.data.normalise_on, progress=progress))
+        del method
+    summary = summarise(results)
+    files = write_evaluation(summary, out_dir)
+    for path, result in zip(paths, results):
+        write_run_thresholds(path, run_thresholds(result, files.summary.resolve()))
+    return summary
