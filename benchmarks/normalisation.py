@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainuad.config import load_config, packaged_config
+from brainuad.config import packaged_config
+from brainuad.methods.registry import load_config
 from brainuad.data.grid import NORMALISE_ON, to_model_grid
 from brainuad.data.layout import split_subjects
 from brainuad.data.synth.cohort import synthesize_cohort

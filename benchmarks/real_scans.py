@@ -59,8 +59,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainuad.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from brainuad.config import load_config, packaged_config
+from brainuad.run_directory import CONFIG_FILE, WEIGHTS_FILE
+from brainuad.config import packaged_config
+from brainuad.methods.registry import load_config
 from brainuad.errors import InputError
 from brainuad.evaluate.run_thresholds import RUN_THRESHOLDS_FILE
 from brainuad.predict import (

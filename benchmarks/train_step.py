@@ -16,7 +16,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from brainuad.config import parse_config
+from brainuad.methods.registry import parse_config
 from brainuad.methods.registry import build_detector
 
 

@@ -58,7 +58,7 @@ def trained_ddpm_run(tiny_cohort, tmp_path_factory) -> Path:
     8 % of the healthy brain above a threshold of 0.2 (measured once; after 40 steps the figures
     were 2.3, 52 % and 5 %: so few steps of a tiny model are noisy). Read-only.
     """
-    from brainuad.config import load_config
+    from brainuad.methods.registry import load_config
     from brainuad.train import train_run
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "ddpm.yaml", [

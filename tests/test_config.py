@@ -2,23 +2,35 @@ from pathlib import Path
 
 import pytest
 
-from brainuad.config import (
-    CDDPMRunConfig,
-    DDPMRunConfig,
-    apply_overrides,
-    dump_config,
-    load_config,
-    parse_config,
-)
+from brainuad.config import apply_overrides, dump_config, execution_keys
+from brainuad.methods.cddpm import CDDPMRunConfig
+from brainuad.methods.ddpm import DDPMRunConfig
+from brainuad.methods.registry import METHODS, SPECS, load_config, parse_config
 from brainuad.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
-def test_every_shipped_config_parses(path):
+def test_every_shipped_config_parses_and_its_method_is_its_file_name(path):
     config = load_config(path)
-    assert config.method in path.name
+    assert config.method == path.stem
+    assert isinstance(config, SPECS[path.stem].config)
+
+
+def test_every_method_has_a_base_config_and_a_tiny_one():
+    assert sorted(path.stem for path in CONFIGS.glob("*.yaml")) == sorted(METHODS)
+    assert sorted(path.stem for path in (CONFIGS / "tiny").glob("*.yaml")) == sorted(METHODS)
+
+
+def test_execution_fields_are_declared_in_the_configs():
+    """The settings that say where and how a run executes, not which model it is."""
+    assert execution_keys(SPECS["ddpm"].config) == {
+        "data.root", "data.num_workers", "data.cache_dir", "train.accelerator", "train.devices", "train.strategy",
+        "train.log_every_n_steps", "train.channels_last", "diffusion.inference_batch_size"}
+    assert "dae.inference_batch_size" in execution_keys(SPECS["dae"].config)
+    assert "model.inference_batch_size" in execution_keys(SPECS["svae"].config)
+    assert not {"data.fold", "train.lr", "diffusion.t_test"} & execution_keys(SPECS["cddpm"].config)
 
 
 def test_paper_values_are_the_defaults():
@@ -63,6 +75,8 @@ def test_bad_values_and_missing_method():
         parse_config({"method": "ddpm", "data": {"fold": 7}})
     with pytest.raises(ConfigError, match="names no 'method'"):
         parse_config({"data": {}})
+    with pytest.raises(ConfigError, match="method"):
+        parse_config({"method": "nope"})
     with pytest.raises(ConfigError, match="noise level 2000"):
         parse_config({"method": "ddpm", "diffusion": {"t_test": 2000}})
 

@@ -90,7 +90,7 @@ def test_bad_arguments_are_refused(tmp_path):
 def test_the_cli_default_budget_is_the_demos():
     import inspect
 
-    from brainuad.cli import demo
+    from brainuad.cli.demo import demo
     from brainuad.demo import DEMO_STEPS
 
     assert inspect.signature(demo).parameters["steps"].default.default == DEMO_STEPS

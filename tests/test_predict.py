@@ -392,7 +392,7 @@ def test_raw_options_are_checked(run_copy, tmp_path, arguments, message):
 
 
 def test_the_training_space_is_read_from_the_run_data(run_copy, tmp_path):
-    from brainuad.config import load_config
+    from brainuad.methods.registry import load_config
     from brainuad.predict import training_atlas
 
     atlas, where = training_atlas(run_copy)

@@ -10,9 +10,10 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from brainuad.checkpoint import load_run, save_weights
+from brainuad.run_directory import load_run
+from brainuad.weights import save_weights
 from brainuad.cli import app
-from brainuad.config import load_config, parse_config
+from brainuad.methods.registry import load_config, parse_config
 from brainuad.errors import ConfigError, InputError
 from brainuad.methods.registry import build_detector
 from brainuad.train import train_run

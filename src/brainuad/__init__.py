@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from brainuad.version import __version__
+
 if TYPE_CHECKING:
     from brainuad.predict import load_detector
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "load_detector"]
 
 

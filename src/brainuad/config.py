@@ -1,9 +1,17 @@
 """Typed run configurations, loaded from YAML with dotted command-line overrides.
 
-A run configuration is parsed once, at the entry point, into one of the typed models below
-(pydantic, ``extra="forbid"``: an unknown key is an error naming it); code below the entry point
-receives explicit values, never the config. The defaults are the paper's values (method.md §3);
-``configs/authors_code/`` holds the values of the authors' code as named presets.
+A run configuration is parsed once, at the entry point, into a typed model (pydantic,
+``extra="forbid"``: an unknown key is an error naming it); code below the entry point receives
+explicit values, never the config. This module holds what every run config shares (the
+:class:`RunConfigBase` with its ``data`` and ``train`` sections, and sections several methods
+use); each method declares its own run config beside its implementation, and
+:mod:`brainuad.methods.registry` parses a YAML file into the right one. The defaults are the
+paper's values (method.md §3); ``configs/authors_code/`` holds the values of the authors' code as
+named presets.
+
+Fields that only say where and how a run executes (data directory, workers, devices, batch size
+at inference, ...) are declared with :func:`execution_field`; :func:`execution_keys` lists them
+(runs that differ only there and in ``data.fold`` are folds of one model).
 
 Overrides: ``key=value`` pairs with dotted keys (``data.fold=2``, ``train.max_epochs=3``); the
 value is parsed as YAML (``true``, ``1e-4``, ``[250, 500, 750]``, ``null``).
@@ -12,7 +20,8 @@ value is parsed as YAML (``true``, ``1e-4``, ``[250, 500, 750]``, ``null``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,6 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from brainuad.errors import ConfigError
 
@@ -34,17 +44,45 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+EXECUTION = "execution"
+"""The ``json_schema_extra`` key that marks a field as an execution setting."""
+
+
+def execution_field(default: Any, **kwargs: Any) -> Any:
+    """A config field that says where or how a run executes, not which model it is (see
+    :func:`execution_keys`); arguments as :func:`pydantic.Field`."""
+    return Field(default, json_schema_extra={EXECUTION: True}, **kwargs)
+
+
+def _is_execution(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(EXECUTION))
+
+
+def execution_keys(config_class: type[BaseModel], prefix: str = "") -> frozenset[str]:
+    """The dotted keys of ``config_class`` declared with :func:`execution_field`, nested sections
+    included (e.g. ``data.root``, ``train.devices``, ``diffusion.inference_batch_size``)."""
+    keys: set[str] = set()
+    for name, field in config_class.model_fields.items():
+        if _is_execution(field):
+            keys.add(prefix + name)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys |= execution_keys(field.annotation, f"{prefix}{name}.")
+    return frozenset(keys)
+
+
 class DataConfig(Section):
     """Which healthy data to train on and how to feed it."""
 
-    root: Path | None = Field(None, description="data directory; usually given with --data")
+    root: Path | None = execution_field(None, description="data directory; usually given with --data")
     modality: Literal["t1", "t2"] = "t2"
     fold: int = Field(0, ge=0, le=4)
     batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(4, ge=0)
+    num_workers: int = execution_field(4, ge=0)
     augment: bool = True
     val_slices_per_volume: int = Field(10, ge=1)
-    cache_dir: Path | None = Field(None, description="on-disk cache of model-grid volumes (None: memory only)")
+    cache_dir: Path | None = execution_field(None, description="on-disk cache of model-grid volumes (None: memory "
+                                                                "only)")
     normalise_on: Literal["model_grid", "input_grid"] = Field(
         "model_grid", description="clip/rescale intensities on the 2 mm model grid (default) or at 1 mm before "
                                   "downsampling (input_grid: the authors' code); evaluation and predict follow the run")
@@ -64,12 +102,12 @@ class TrainConfig(Section):
         "32-true", description="training precision: 32-true (the paper's fp32, the default), bf16-mixed or 16-mixed "
                                "(autocast; the authors' code trains cDDPM with 16-mixed)")
     seed: int = 0
-    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
-    devices: int | Literal["auto"] = "auto"
-    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = execution_field("auto")
+    devices: int | Literal["auto"] = execution_field("auto")
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = execution_field("auto")
     check_val_every_n_epoch: int = Field(1, ge=1)
-    log_every_n_steps: int = Field(10, ge=1)
-    channels_last: bool = Field(True, description="channels-last memory format (faster convolutions on CPU and GPU)")
+    log_every_n_steps: int = execution_field(10, ge=1)
+    channels_last: bool = execution_field(True, description="channels-last memory format (faster convolutions on CPU and GPU)")
 
 
 class NoiseConfig(Section):
@@ -101,7 +139,7 @@ class DiffusionConfig(Section):
     noise: NoiseConfig = NoiseConfig()
     t_test: int = Field(500, ge=1, description="noise level of a single-step reconstruction")
     ensemble: tuple[int, ...] | None = Field(None, description="noise levels averaged instead of t_test")
-    inference_batch_size: int = Field(64, ge=1, description="slices per forward pass at test time")
+    inference_batch_size: int = execution_field(64, ge=1, description="slices per forward pass at test time")
 
     @model_validator(mode="after")
     def _levels_in_range(self) -> "DiffusionConfig":
@@ -120,60 +158,6 @@ class EncoderConfig(Section):
     pretrained: Path | None = Field(None, description="SparK-pretrained encoder body (.safetensors)")
 
 
-class PatchConfig(Section):
-    """pDDPM patching (method.md §3 "pDDPM")."""
-
-    size: int = Field(48, ge=1)
-
-
-class SparKConfig(Section):
-    """SparK masked-image pre-training of the encoder (method.md §3)."""
-
-    cell_size: int = Field(32, ge=1)
-    mask_ratio: float = Field(0.65, gt=0, lt=1)
-    decoder_channels: int = Field(64, ge=1)
-
-
-class _RunBase(Section):
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-
-
-class DDPMRunConfig(_RunBase):
-    """DDPM with simplex noise (AnoDDPM-style); x0-prediction, L1 loss."""
-
-    method: Literal["ddpm"] = "ddpm"
-    model: UNetConfig = UNetConfig()
-    diffusion: DiffusionConfig = DiffusionConfig()
-
-
-class PDDPMRunConfig(_RunBase):
-    """Patched DDPM (Behrendt et al. 2023)."""
-
-    method: Literal["pddpm"] = "pddpm"
-    model: UNetConfig = UNetConfig()
-    diffusion: DiffusionConfig = DiffusionConfig()
-    patch: PatchConfig = PatchConfig()
-
-
-class CDDPMRunConfig(_RunBase):
-    """Conditioned DDPM (the paper's method); test-time ensemble by default."""
-
-    method: Literal["cddpm"] = "cddpm"
-    model: UNetConfig = UNetConfig()
-    diffusion: DiffusionConfig = DiffusionConfig(ensemble=(250, 500, 750))
-    encoder: EncoderConfig = EncoderConfig()
-
-
-class SparKRunConfig(_RunBase):
-    """SparK pre-training of the cDDPM's encoder body (``brainuad pretrain``)."""
-
-    method: Literal["spark"] = "spark"
-    encoder: EncoderConfig = EncoderConfig()
-    spark: SparKConfig = SparKConfig()
-    train: TrainConfig = TrainConfig(lr=1e-4)
-
-
 class AutoencoderConfig(Section):
     """Convolutional encoder and decoder around a dense bottleneck (AE, VAE, SVAE, f-AnoGAN;
     Baur et al. 2021). One stride-2 level per entry of ``channels`` (96 -> 6 px with four)."""
@@ -181,7 +165,8 @@ class AutoencoderConfig(Section):
     channels: tuple[int, ...] = (32, 64, 128, 256)
     latent_dim: int = Field(512, ge=1)
     groups: int = Field(8, ge=1, description="GroupNorm groups; must divide every channel count")
-    inference_batch_size: int = Field(64, ge=1, description="slices (SVAE: stacks) per forward pass at test time")
+    inference_batch_size: int = execution_field(64, ge=1, description="slices (SVAE: stacks) per forward pass at "
+                                                                     "test time")
 
     @field_validator("channels")
     @classmethod
@@ -191,126 +176,16 @@ class AutoencoderConfig(Section):
         return value
 
 
-class VariationalConfig(Section):
-    """The VAE's loss: L1 reconstruction summed over pixels + beta * KL (paper §4.4: beta = 0.001)."""
+class RunConfigBase(Section):
+    """What every run config has: a ``method`` name (each method's config narrows it to a
+    ``Literal``), the healthy ``data`` it trains on and the ``train`` settings."""
 
-    beta: float = Field(0.001, ge=0)
-
-
-class SequenceConfig(Section):
-    """SVAE (Behrendt et al. 2022): self-attention over the latents of consecutive slices."""
-
-    stack_size: int = Field(8, ge=2, description="consecutive axial slices per training item")
-    layers: int = Field(2, ge=1, description="transformer encoder layers across the slices")
-    heads: int = Field(4, ge=1)
+    method: str
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
 
 
-class CoarseNoiseConfig(Section):
-    """DAE (Kascenas et al. 2022): Gaussian noise drawn on a coarse grid, upsampled bilinearly."""
-
-    resolution: int = Field(16, ge=1, description="side of the coarse noise grid, in cells")
-    std: float = Field(0.2, gt=0, description="standard deviation of the noise, in [0, 1] intensity units")
-    inference_batch_size: int = Field(64, ge=1)
-
-
-class AdversarialConfig(Section):
-    """f-AnoGAN (Schlegl et al. 2019): WGAN-GP, then the izi_f encoder."""
-
-    gan_epochs: int = Field(800, ge=1, description="epochs of WGAN-GP training; the encoder trains after them")
-    n_critic: int = Field(5, ge=1, description="critic updates per generator update")
-    gradient_penalty: float = Field(10.0, ge=0, description="lambda of the WGAN-GP gradient penalty")
-    feature_weight: float = Field(1.0, ge=0, description="kappa: weight of the critic-feature residual in izi_f")
-
-
-class ThreshConfig(Section):
-    """Thresh (Meissen et al. 2022): the histogram-equalised intensity as the anomaly score."""
-
-    polarity: Literal["auto", "hyper", "hypo"] = Field(
-        "auto", description="lesions brighter (hyper) or darker (hypo) than tissue; auto: hyper on T2, hypo on T1")
-    bins: int = Field(1024, ge=2, description="histogram bins on [0, 1] of the equalisation")
-    equalisation: Literal["per_scan", "healthy_fit"] = Field(
-        "per_scan", description="per_scan: each scan equalised with its own brain histogram (Meissen et al., the "
-                                "paper's row); healthy_fit: with the pooled healthy training brains")
-
-
-class AERunConfig(_RunBase):
-    """Dense autoencoder (Baur et al. 2021)."""
-
-    method: Literal["ae"] = "ae"
-    model: AutoencoderConfig = AutoencoderConfig()
-
-
-class VAERunConfig(_RunBase):
-    """Dense variational autoencoder (Baur et al. 2021), beta = 0.001."""
-
-    method: Literal["vae"] = "vae"
-    model: AutoencoderConfig = AutoencoderConfig()
-    vae: VariationalConfig = VariationalConfig()
-
-
-class SVAERunConfig(_RunBase):
-    """Sequential VAE over stacks of consecutive slices (Behrendt et al. 2022), beta = 0.001.
-
-    Trained without augmentation: the slice augmentation acts on single slices, not on stacks."""
-
-    method: Literal["svae"] = "svae"
-    data: DataConfig = DataConfig(augment=False)
-    model: AutoencoderConfig = AutoencoderConfig()
-    vae: VariationalConfig = VariationalConfig()
-    sequence: SequenceConfig = SequenceConfig()
-
-    @model_validator(mode="after")
-    def _no_augmentation(self) -> "SVAERunConfig":
-        if self.data.augment:
-            raise ValueError("data.augment must be false for svae: the augmentation transforms single slices, "
-                             "not stacks")
-        return self
-
-
-class DAERunConfig(_RunBase):
-    """Denoising autoencoder (Kascenas et al. 2022): a UNet removing coarse noise."""
-
-    method: Literal["dae"] = "dae"
-    model: UNetConfig = UNetConfig()
-    dae: CoarseNoiseConfig = CoarseNoiseConfig()
-
-
-class FAnoGANRunConfig(_RunBase):
-    """f-AnoGAN (Schlegl et al. 2019): latent 128, lr 1e-4 (paper §4.4)."""
-
-    method: Literal["fanogan"] = "fanogan"
-    model: AutoencoderConfig = AutoencoderConfig(channels=(64, 128, 256, 512), latent_dim=128)
-    fanogan: AdversarialConfig = AdversarialConfig()
-    train: TrainConfig = TrainConfig(lr=1e-4)
-
-    @model_validator(mode="after")
-    def _encoder_epochs_left(self) -> "FAnoGANRunConfig":
-        if self.train.max_epochs <= self.fanogan.gan_epochs:
-            raise ValueError(f"train.max_epochs ({self.train.max_epochs}) must exceed fanogan.gan_epochs "
-                             f"({self.fanogan.gan_epochs}): the encoder trains in the epochs after the GAN")
-        return self
-
-
-class ThreshRunConfig(_RunBase):
-    """Intensity thresholding (Thresh): no gradient training, only the fitted equalisation."""
-
-    method: Literal["thresh"] = "thresh"
-    thresh: ThreshConfig = ThreshConfig()
-
-
-DIFFUSION_RUN_CONFIGS = (DDPMRunConfig, PDDPMRunConfig, CDDPMRunConfig)
-"""The run configs of diffusion methods (a ``diffusion`` section: noise levels, t_test sweeps)."""
-
-METHODS = ("ddpm", "pddpm", "cddpm", "spark", "ae", "vae", "svae", "dae", "fanogan", "thresh")
-"""The ``method`` names a run config may have."""
-
-RunConfig = Annotated[Union[DDPMRunConfig, PDDPMRunConfig, CDDPMRunConfig, SparKRunConfig, AERunConfig,
-                            VAERunConfig, SVAERunConfig, DAERunConfig, FAnoGANRunConfig, ThreshRunConfig],
-                      Field(discriminator="method")]
-_RUN_ADAPTER: TypeAdapter = TypeAdapter(RunConfig)
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config mapping."""
     result = dict(raw)
     for item in overrides:
@@ -334,10 +209,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
+def _format_validation_error(source: str, error: ValidationError, methods: Sequence[str]) -> str:
     lines = []
     for problem in error.errors():
-        parts = problem["loc"][1:] if problem["loc"][:1] and problem["loc"][0] in METHODS else problem["loc"]
+        parts = problem["loc"][1:] if problem["loc"][:1] and problem["loc"][0] in methods else problem["loc"]
         location = ".".join(str(part) for part in parts)
         if problem["type"] == "extra_forbidden":
             lines.append(f"unknown key {location!r}")
@@ -346,10 +221,14 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return f"{source}: invalid configuration: " + "; ".join(lines)
 
 
-def parse_config(raw: dict[str, Any], source: str = "config") -> (
-        DDPMRunConfig | PDDPMRunConfig | CDDPMRunConfig | SparKRunConfig | AERunConfig | VAERunConfig | SVAERunConfig
-        | DAERunConfig | FAnoGANRunConfig | ThreshRunConfig):
-    """Validate a raw mapping into a typed run config.
+def validate_run_config(raw: Any, source: str, adapter: TypeAdapter[Any], methods: Sequence[str]) -> Any:
+    """Validate a raw mapping with ``adapter`` (a union of run configs discriminated by ``method``).
+
+    Args:
+        raw: the mapping read from YAML (overrides applied).
+        source: what to name in messages (the file).
+        adapter: validates the union of the run configs.
+        methods: the ``method`` names the union accepts.
 
     Raises:
         ConfigError: naming ``source`` and every unknown key or bad value.
@@ -357,15 +236,19 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> (
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(raw).__name__}")
     if "method" not in raw:
-        raise ConfigError(f"{source}: the config names no 'method' (one of {', '.join(METHODS)})")
+        raise ConfigError(f"{source}: the config names no 'method' (one of {', '.join(methods)})")
     try:
-        return _RUN_ADAPTER.validate_python(raw)
+        return adapter.validate_python(raw)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(source, error)) from None
+        raise ConfigError(_format_validation_error(source, error, methods)) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None):
-    """Read a YAML run config, apply dotted overrides and validate it (see :func:`parse_config`)."""
+def read_config_file(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The raw mapping of a YAML config file with dotted ``overrides`` applied (not yet validated).
+
+    Raises:
+        ConfigError: the file is missing or not valid YAML, or an override is malformed.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -373,7 +256,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None):
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
-    return parse_config(apply_overrides(raw, overrides or []), str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping, got {type(raw).__name__}")
+    return apply_overrides(raw, list(overrides))
 
 
 def dump_config(config: BaseModel) -> str:

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from brainuad.config import load_config, packaged_config
+from brainuad.config import packaged_config
 from brainuad.data.synth import synthesize_cohort
 from brainuad.data.synth.cohort import MARKER
 from brainuad.data.validate import validate_data_dir
 from brainuad.errors import BrainUADError
 from brainuad.evaluate.runs import evaluate_runs
+from brainuad.methods.registry import load_config, spec_of
 from brainuad.evaluate.results import EvaluationSummary
 from brainuad.lock import FolderLock
 from brainuad.train import SUMMARY_FILE, train_run
@@ -157,7 +158,8 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
             budget = [f"train.max_steps={'null' if steps is None else steps}",
                       f"train.max_minutes={'null' if minutes is None else minutes}", "train.max_epochs=100000",
                       "train.lr_schedule=cosine",
-                      f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if method != "thresh" else []
+                      f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if spec_of(method).training != "fit" \
+                else []
             config = load_config(packaged_config(f"tiny/{method}"),
                                  [f"data.root={data}", "data.modality=t2", "data.fold=0", f"train.seed={seed}", *budget])
             say(f"[2/4] training {method} into {run_dir}" + (f" ({_budget_words(steps, minutes)})" if budget else ""))

@@ -6,9 +6,10 @@ noise levels and noise per validation batch), which picks the best checkpoint. A
 receives the config, the best weights as safetensors, Lightning's resumable state and CSV and
 TensorBoard logs; re-running into the same directory resumes from the last checkpoint.
 
-Two baselines train differently: f-AnoGAN alternates its GAN and encoder updates by hand
-(:class:`AdversarialTrainingModule`), and Thresh has no gradient training at all: it is fitted
-once on the training volumes (``config.yaml``, ``model.safetensors`` and ``training.json`` only).
+How a method trains is declared in its spec (:class:`~brainuad.methods.spec.MethodSpec`):
+``gradient`` (this module's :class:`TrainingModule`), ``adversarial`` (f-AnoGAN alternates its GAN
+and encoder updates by hand: :class:`AdversarialTrainingModule`) or ``fit`` (Thresh: fitted once
+on the training volumes; ``config.yaml``, ``model.safetensors`` and ``training.json`` only).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -32,30 +33,20 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor, nn
 
 from brainuad.atomic import write_text
-from brainuad.checkpoint import WEIGHTS_FILE, save_weights, write_config
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
-from brainuad.errors import InputError
+from brainuad.errors import ConfigError, InputError
 from brainuad.lock import FolderLock
+from brainuad.methods.registry import spec_of
+from brainuad.methods.spec import MethodSpec, OptimizerSettings
+from brainuad.run_directory import write_config
+from brainuad.training_check import diffusion_check
+from brainuad.weights import save_weights
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 SUMMARY_FILE = "training.json"
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """Optimiser of a run: Adam (the paper's detectors) or AdamW (SparK pre-training)."""
-
-    kind: Literal["adam", "adamw"] = "adam"
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-
-    def build(self, parameters) -> torch.optim.Optimizer:
-        optimizer = torch.optim.AdamW if self.kind == "adamw" else torch.optim.Adam
-        return optimizer(parameters, lr=self.lr, weight_decay=self.weight_decay, betas=self.betas)
 
 
 class TrainingModule(L.LightningModule):
@@ -64,16 +55,18 @@ class TrainingModule(L.LightningModule):
     Args:
         method: the method (or pre-trainer) to optimise; saved under the ``method.`` key prefix.
         optimizer: the optimiser settings.
+        lr: the learning rate.
         val_seed: seed of the per-batch generators that make the validation loss deterministic.
         channels_last: use the channels-last memory format (faster convolutions with oneDNN on CPUs
             and with cuDNN on GPUs).
     """
 
-    def __init__(self, method: nn.Module, optimizer: OptimizerSpec, val_seed: int = 0,
+    def __init__(self, method: nn.Module, optimizer: OptimizerSettings, lr: float, val_seed: int = 0,
                  channels_last: bool = False) -> None:
         super().__init__()
         self.method = method
-        self.optimizer_spec = optimizer
+        self.optimizer_settings = optimizer
+        self.lr = lr
         self.val_seed = val_seed
         self.channels_last = channels_last
 
@@ -98,11 +91,7 @@ class TrainingModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_spec.build(self.method.parameters())
-
-
-WGAN_BETAS = (0.0, 0.9)
-"""Adam betas of f-AnoGAN's three optimisers (the WGAN-GP values, Gulrajani et al. 2017)."""
+        return self.optimizer_settings.build(self.method.parameters(), self.lr)
 
 
 class AdversarialTrainingModule(TrainingModule):
@@ -119,12 +108,12 @@ class AdversarialTrainingModule(TrainingModule):
     Args:
         method: the f-AnoGAN.
         optimizer: settings of each of the three optimisers.
-        val_seed, channels_last: see :class:`TrainingModule`.
+        lr, val_seed, channels_last: see :class:`TrainingModule`.
     """
 
-    def __init__(self, method: nn.Module, optimizer: OptimizerSpec, val_seed: int = 0,
+    def __init__(self, method: nn.Module, optimizer: OptimizerSettings, lr: float, val_seed: int = 0,
                  channels_last: bool = False) -> None:
-        super().__init__(method, optimizer, val_seed, channels_last)
+        super().__init__(method, optimizer, lr, val_seed, channels_last)
         self.automatic_optimization = False
 
     def _update(self, optimizer, loss_fn) -> Tensor:
@@ -162,7 +151,7 @@ class AdversarialTrainingModule(TrainingModule):
         return loss
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.optimizer_spec.build(module.parameters()) for module in self.method.stage_modules()]
+        return [self.optimizer_settings.build(module.parameters(), self.lr) for module in self.method.stage_modules()]
 
 
 class CosineLearningRate(Callback):
@@ -274,24 +263,6 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = Non
     return trainer, checkpoint
 
 
-def build_trainable(config) -> tuple[nn.Module, OptimizerSpec]:
-    """The module a config trains and its optimiser (Adam for detectors, AdamW for SparK; Adam with
-    the WGAN-GP betas for each of f-AnoGAN's optimisers)."""
-    if config.method == "spark":
-        from brainuad.nn.encoders import ImageEncoder
-        from brainuad.nn.spark import BETAS, WEIGHT_DECAY, SparKPretrainer
-
-        body = ImageEncoder(depth=config.encoder.depth, out_dim=config.encoder.dim).body
-        pretrainer = SparKPretrainer(body, cell_size=config.spark.cell_size, mask_ratio=config.spark.mask_ratio,
-                                     decoder_channels=config.spark.decoder_channels)
-        return pretrainer, OptimizerSpec("adamw", config.train.lr, WEIGHT_DECAY, BETAS)
-    from brainuad.methods.registry import build_detector
-
-    if config.method == "fanogan":
-        return build_detector(config), OptimizerSpec("adam", config.train.lr, betas=WGAN_BETAS)
-    return build_detector(config), OptimizerSpec("adam", config.train.lr)
-
-
 @dataclass
 class TrainingSummary:
     """What a finished (or interrupted) training run reports."""
@@ -320,7 +291,7 @@ def _best_state(checkpoint: ModelCheckpoint, module: TrainingModule) -> dict[str
     return module.method.state_dict()
 
 
-def _fit_run(config, run_dir: Path, method: nn.Module, data: HealthySlicesDataModule,
+def _fit_run(config: Any, spec: MethodSpec[Any], run_dir: Path, method: nn.Module, data: HealthySlicesDataModule,
              started: float) -> TrainingSummary:
     """Thresh: fit the method on the training volumes, report its loss on the validation slices
     (the mean over slices), save the fitted state."""
@@ -330,7 +301,7 @@ def _fit_run(config, run_dir: Path, method: nn.Module, data: HealthySlicesDataMo
     for batch in data.val_dataloader():
         total += float(method.training_loss(batch["image"])) * len(batch["image"])
         count += len(batch["image"])
-    weights = save_weights(run_dir / WEIGHTS_FILE, method.state_dict())
+    weights = save_weights(run_dir / spec.weights_file, spec.exported_weights(method.state_dict()))
     summary = TrainingSummary(run_dir=str(run_dir), method=config.method, epochs=0, steps=0,
                               best_val_loss=total / count, seconds=round(time.time() - started, 1),
                               weights=str(weights))
@@ -338,19 +309,18 @@ def _fit_run(config, run_dir: Path, method: nn.Module, data: HealthySlicesDataMo
     return summary
 
 
-def train_run(config, run_dir: str | Path, *, progress: bool = True) -> TrainingSummary:
+def train_run(config: Any, run_dir: str | Path, *, progress: bool = True) -> TrainingSummary:
     """Train the method of ``config`` into ``run_dir`` (resuming from its last checkpoint if any).
 
-    Writes ``config.yaml``, the best weights (``model.safetensors``; for SparK the encoder body as
-    ``encoder.safetensors``), ``checkpoints/``, ``logs/`` and ``training.json``; for diffusion
-    methods also ``examples.png`` and the PSNR check at t = 500 (see :func:`diffusion_check`).
-    Thresh is fitted instead (see :func:`_fit_run`): no checkpoints or logs. The run directory is
+    Writes ``config.yaml``, the best weights (the spec's ``weights_file``: ``model.safetensors``,
+    for SparK the encoder body as ``encoder.safetensors``), ``checkpoints/``, ``logs/`` and
+    ``training.json``; for diffusion methods also ``examples.png`` and the PSNR check at t = 500
+    (see :func:`~brainuad.training_check.diffusion_check`). A method that trains by ``fit``
+    (Thresh) is fitted instead (see :func:`_fit_run`): no checkpoints or logs. The run directory is
     locked meanwhile (:class:`~brainuad.lock.FolderLock`): a second training or an evaluation of it
     is refused.
     """
     if config.data.root is None:
-        from brainuad.errors import ConfigError
-
         raise ConfigError("no data directory: give --data DATA or set data.root in the config")
     run_dir = Path(run_dir)
     # under DDP every rank runs this function; the processes Lightning or torchrun starts besides
@@ -360,24 +330,26 @@ def train_run(config, run_dir: str | Path, *, progress: bool = True) -> Training
         return _train_locked(config, run_dir, progress)
 
 
-def _train_locked(config, run_dir: Path, progress: bool) -> TrainingSummary:
+def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary:
     from rich.progress import track
 
+    spec = spec_of(config)
     write_config(run_dir, config)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     started = time.time()
-    method, optimizer = build_trainable(config)
-    module_type = AdversarialTrainingModule if config.method == "fanogan" else TrainingModule
-    module = module_type(method, optimizer, val_seed=config.train.seed, channels_last=config.train.channels_last)
+    method = spec.build(config, True)
     data = HealthySlicesDataModule(
         config.data.root, config.data.modality, config.data.fold, batch_size=config.data.batch_size,
         num_workers=config.data.num_workers, augmentation=SliceAugmentation() if config.data.augment else None,
         val_slices_per_volume=config.data.val_slices_per_volume,
         cache=GridCache(config.data.cache_dir, normalise_on=config.data.normalise_on),
         progress=(lambda items, text: track(items, description=text, transient=True)) if progress else None,
-        stack_size=config.sequence.stack_size if config.method == "svae" else 1)
-    if config.method == "thresh":
-        return _fit_run(config, run_dir, method, data, started)
+        stack_size=spec.stack_size(config))
+    if spec.training == "fit":
+        return _fit_run(config, spec, run_dir, method, data, started)
+    module_type = AdversarialTrainingModule if spec.training == "adversarial" else TrainingModule
+    module = module_type(method, spec.optimizer, config.train.lr, val_seed=config.train.seed,
+                         channels_last=config.train.channels_last)
     trainer, checkpoint = build_trainer(
         run_dir, max_epochs=config.train.max_epochs, max_steps=config.train.max_steps,
         max_minutes=config.train.max_minutes,
@@ -398,19 +370,12 @@ def _train_locked(config, run_dir: Path, progress: bool) -> TrainingSummary:
         seconds=round(time.time() - started, 1), weights="")
     if not trainer.is_global_zero:
         return summary
-    if config.method == "spark":
-        weights = save_weights(run_dir / "encoder.safetensors",
-                               {key.removeprefix("body."): value for key, value in state.items()
-                                if key.startswith("body.")})
-    else:
-        weights = save_weights(run_dir / WEIGHTS_FILE, state)
+    weights = save_weights(run_dir / spec.weights_file, spec.exported_weights(state))
+    if spec.noise_levels(config) is not None:
         method.load_state_dict(state)
-        from brainuad.training_check import diffusion_check
-
-        if hasattr(method, "reconstruct_at"):
-            check = diffusion_check(method.cpu(), data.val_volumes, run_dir / "examples.png", seed=config.train.seed)
-            summary.psnr_noised_db = round(check.psnr_noised_db, 2)
-            summary.psnr_reconstruction_db = round(check.psnr_reconstruction_db, 2)
+        check = diffusion_check(method.cpu(), data.val_volumes, run_dir / "examples.png", seed=config.train.seed)
+        summary.psnr_noised_db = round(check.psnr_noised_db, 2)
+        summary.psnr_reconstruction_db = round(check.psnr_reconstruction_db, 2)
     summary.weights = str(weights)
     _write_json(run_dir / SUMMARY_FILE, asdict(summary))
     return summary

@@ -16,7 +16,7 @@ import torch
 from brainuad.atomic import atomic_path
 from brainuad.data.grid import GridVolume
 from brainuad.methods.ddpm import DDPM
-from brainuad.methods.diffusion import to_image_range, to_model_range
+from brainuad.image_range import to_image_range, to_model_range
 
 
 @dataclass(frozen=True)

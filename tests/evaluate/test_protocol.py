@@ -10,13 +10,14 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from brainuad.checkpoint import save_weights, write_config
-from brainuad.config import load_config
+from brainuad.run_directory import write_config
+from brainuad.weights import save_weights
+from brainuad.cli.evaluate import evaluate, split_list
+from brainuad.methods.registry import load_config
 from brainuad.data.grid import MODEL_GRID_SHAPE
 from brainuad.data.layout import split_subjects
 from brainuad.errors import InputError
 from brainuad.evaluate import engine, run_thresholds
-from brainuad.evaluate.command import evaluate, split_list
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.outputs import write_evaluation
 from brainuad.evaluate.protocol import evaluate_method
@@ -406,7 +407,8 @@ def test_evaluate_stores_the_headline_thresholds_in_each_run(tiny_cohort, grid_c
 def test_where_and_how_a_run_executed_does_not_split_folds():
     """Runs that differ in execution settings only (data directory, batch sizes at test time,
     memory format) are folds of one model; a model setting makes another model."""
-    from brainuad.config import load_config, packaged_config
+    from brainuad.config import packaged_config
+    from brainuad.methods.registry import load_config
     from brainuad.evaluate.runs import _model_settings
 
     def settings(method, *overrides):

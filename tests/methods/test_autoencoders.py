@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 from torch.distributions import Normal, kl_divergence
 
-from brainuad.checkpoint import load_run
-from brainuad.config import load_config, parse_config
+from brainuad.run_directory import load_run
+from brainuad.methods.registry import load_config, parse_config
 from brainuad.methods.autoencoders import Autoencoder, DeterministicLatent, GaussianLatent, gaussian_kl
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 from brainuad.train import train_run

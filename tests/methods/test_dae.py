@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 from skimage.transform import resize
 
-from brainuad.checkpoint import load_run
-from brainuad.config import load_config
+from brainuad.run_directory import load_run
+from brainuad.methods.registry import load_config
 from brainuad.methods.dae import CoarseNoise, DenoisingAutoencoder
 from brainuad.nn.unet import UNet
 from brainuad.train import train_run

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from brainuad.methods.base import volume_noise_seed
-from brainuad.methods.ddpm import CDDPM, DDPM
+from brainuad.methods.cddpm import CDDPM
+from brainuad.methods.ddpm import DDPM
 from brainuad.methods.diffusion import DiffusionSchedule
 from brainuad.methods.pddpm import PDDPM, patch_masks
 from brainuad.nn.encoders import ImageEncoder

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from brainuad.methods.diffusion import DiffusionSchedule, cosine_betas, to_image_range, to_model_range
+from brainuad.image_range import to_image_range, to_model_range
+from brainuad.methods.diffusion import DiffusionSchedule, cosine_betas
 
 
 def test_cosine_schedule_matches_closed_form():

@@ -8,13 +8,15 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from brainuad.checkpoint import load_run
-from brainuad.config import load_config, parse_config
+from brainuad.run_directory import load_run
+from brainuad.methods.registry import load_config, parse_config
 from brainuad.errors import ConfigError
 from brainuad.methods.fanogan import FAnoGAN
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 from brainuad.nn.discriminators import Critic
-from brainuad.train import WGAN_BETAS, AdversarialTrainingModule, OptimizerSpec, train_run
+from brainuad.methods.fanogan import WGAN_BETAS
+from brainuad.methods.spec import OptimizerSettings
+from brainuad.train import AdversarialTrainingModule, train_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SIZE = 16
@@ -100,7 +102,7 @@ def test_adversarial_module_trains_one_stage_at_a_time():
     initial = [{k: v.clone() for k, v in part.state_dict().items()} for part in method.stage_modules()]
     trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[recorder], accelerator="cpu", num_sanity_val_steps=0)
-    module = AdversarialTrainingModule(method, OptimizerSpec("adam", 1e-3, betas=WGAN_BETAS))
+    module = AdversarialTrainingModule(method, OptimizerSettings("adam", betas=WGAN_BETAS), 1e-3)
     trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data[:4], batch_size=4))
     states = [initial, *recorder.states]
     for epoch in range(4):

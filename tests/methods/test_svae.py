@@ -5,15 +5,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from brainuad.checkpoint import load_run
-from brainuad.config import load_config
+from brainuad.run_directory import load_run
+from brainuad.methods.registry import load_config
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
 from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
 from brainuad.data.layout import split_subjects
 from brainuad.errors import ConfigError
-from brainuad.methods.autoencoders import GaussianLatent, SequenceVAE, window_starts
+from brainuad.methods.autoencoders import GaussianLatent
+from brainuad.methods.svae import SequenceVAE, window_starts
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
 from brainuad.train import train_run
 

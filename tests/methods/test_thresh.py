@@ -9,9 +9,9 @@ from scipy.stats import wasserstein_distance
 from skimage.exposure import equalize_hist
 from typer.testing import CliRunner
 
-from brainuad.checkpoint import load_run
+from brainuad.run_directory import load_run
 from brainuad.cli import app
-from brainuad.config import parse_config
+from brainuad.methods.registry import parse_config
 from brainuad.data.cache import GridCache
 from brainuad.data.layout import split_subjects
 from brainuad.evaluate.runs import evaluate_runs

@@ -9,17 +9,9 @@ from torch import Tensor, nn
 
 from brainuad.errors import InputError
 from brainuad.nn.encoders import ImageEncoder, ResNetBody
-from brainuad.nn.spark import (
-    BETAS,
-    LEARNING_RATE,
-    WEIGHT_DECAY,
-    SparKDecoder,
-    SparKPretrainer,
-    expand_cells,
-    load_body_weights,
-    masked_mse,
-    sparse_stage_features,
-)
+from brainuad.methods.spark import BETAS, LEARNING_RATE, SPARK_SPEC, WEIGHT_DECAY, SparKPretrainer, load_body_weights
+from brainuad.nn.spark import SparKDecoder, expand_cells, masked_mse, sparse_stage_features
+from brainuad.weights import save_weights
 
 SIZE = 96
 
@@ -269,7 +261,7 @@ def test_save_and_load_body_round_trip(tmp_path) -> None:
     optimizer = torch.optim.AdamW(pretrainer.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY, betas=BETAS)
     pretrainer.training_loss(_smooth_slices(2), torch.Generator().manual_seed(0)).backward()
     optimizer.step()
-    path = pretrainer.save_body(tmp_path / "encoder.safetensors")
+    path = save_weights(tmp_path / SPARK_SPEC.weights_file, SPARK_SPEC.exported_weights(pretrainer.state_dict()))
     assert path == tmp_path / "encoder.safetensors" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
     torch.manual_seed(2)
@@ -289,7 +281,7 @@ def test_save_and_load_body_round_trip(tmp_path) -> None:
 
 
 def test_load_body_weights_of_another_depth_raises_input_error(tmp_path) -> None:
-    path = _pretrainer().save_body(tmp_path / "encoder.safetensors")
+    path = save_weights(tmp_path / SPARK_SPEC.weights_file, SPARK_SPEC.exported_weights(_pretrainer().state_dict()))
     with pytest.raises(InputError, match="does not hold the weights of this encoder body") as caught:
         load_body_weights(ImageEncoder(34).body, path)
     assert caught.value.path == path and str(path) in str(caught.value)

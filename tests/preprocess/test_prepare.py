@@ -9,12 +9,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from brainuad.cli.prepare import prepare
 from brainuad.data.io import read_image, write_image
 from brainuad.data.layout import DATASETS, NUM_FOLDS, read_split_csv, split_subjects
 from brainuad.data.synth.raw import DOWNLOAD_FOLDERS
 from brainuad.data.validate import validate_data_dir
 from brainuad.errors import InputError
-from brainuad.preprocess.command import prepare
 from brainuad.preprocess.prepare import assign_splits, prepare_dataset, record_path, space_atlas, split_sizes
 from brainuad.preprocess.record import PreparationRecord
 from brainuad.preprocess.register import Atlas

@@ -53,9 +53,9 @@ def test_predict_on_a_full_disk_fails_each_scan_cleanly(thresh_run, tiny_cohort,
 
 
 def test_train_on_a_full_disk_keeps_no_weights(tiny_cohort, tmp_path, monkeypatch):
-    import brainuad.checkpoint
+    import brainuad.weights
 
-    monkeypatch.setattr(brainuad.checkpoint, "save_file", _disk_full)
+    monkeypatch.setattr(brainuad.weights, "save_file", _disk_full)
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(CONFIGS / "tiny" / "thresh.yaml"), "--data", str(tiny_cohort),
                                       "--out", str(run)])

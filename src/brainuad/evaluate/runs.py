@@ -1,7 +1,8 @@
 """Evaluating run directories: configs checked first, runs grouped into folds of one model.
 
-Runs whose configs differ only in ``data.fold`` and in how they were executed (:data:`EXECUTION_KEYS`)
-are folds of one model; their results are aggregated over folds in the tables.
+Runs whose configs differ only in ``data.fold`` and in how they were executed (the fields
+declared with :func:`~brainuad.config.execution_field`) are folds of one model; their results are
+aggregated over folds in the tables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from brainuad.config import DIFFUSION_RUN_CONFIGS
+from brainuad.config import execution_keys
 from brainuad.data.layout import resolve_data_root
 from brainuad.errors import InputError
 from brainuad.evaluate.outputs import write_evaluation
@@ -24,15 +25,10 @@ from brainuad.evaluate.rules import threshold_rules
 from brainuad.evaluate.run_thresholds import run_thresholds, write_run_thresholds
 from brainuad.evaluate.tables import CONVENTIONS
 from brainuad.lock import FolderLock
+from brainuad.methods.registry import spec_of
+from brainuad.run_directory import load_run, read_run_config
 
-__all__ = ["EXECUTION_KEYS", "evaluate_runs", "summarise"]
-
-EXECUTION_KEYS = frozenset({"data.root", "data.num_workers", "data.cache_dir", "train.accelerator", "train.devices",
-                            "train.strategy", "train.log_every_n_steps", "train.channels_last",
-                            "diffusion.inference_batch_size", "model.inference_batch_size",
-                            "dae.inference_batch_size"})
-"""Config values that say where and how a run was executed, not which model it is; ignored (with
-``data.fold``) when runs are grouped into folds of one model."""
+__all__ = ["evaluate_runs", "summarise"]
 
 
 def summarise(runs: Sequence[RunResult], notes: Sequence[str] = ()) -> EvaluationSummary:
@@ -78,10 +74,11 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _model_settings(config) -> dict[str, Any]:
-    """The config values that identify a model: all but ``data.fold`` and :data:`EXECUTION_KEYS`."""
+def _model_settings(config: Any) -> dict[str, Any]:
+    """The config values that identify a model: all but ``data.fold`` and the execution fields."""
     flat = _flatten(config.model_dump(mode="json"))
-    return {key: value for key, value in flat.items() if key != "data.fold" and key not in EXECUTION_KEYS}
+    ignored = execution_keys(type(config)) | {"data.fold"}
+    return {key: value for key, value in flat.items() if key not in ignored}
 
 
 def _group_labels(configs: Sequence[Any]) -> list[str]:
@@ -104,23 +101,6 @@ def _group_labels(configs: Sequence[Any]) -> list[str]:
     return labels
 
 
-def _run_config(run_dir: Path):
-    """The run's config, checked before any evaluation starts (the weights are read later)."""
-    from brainuad.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-    from brainuad.config import load_config
-
-    if not run_dir.is_dir():
-        raise InputError(run_dir, "run directory not found")
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise InputError(run_dir, f"no {CONFIG_FILE} in the run directory", "is this a brainuad training run?")
-    if not (run_dir / WEIGHTS_FILE).is_file():
-        raise InputError(run_dir, f"no {WEIGHTS_FILE} in the run directory", "has its training finished?")
-    config = load_config(run_dir / CONFIG_FILE)
-    if config.method == "spark":
-        raise InputError(run_dir, "is a SparK pre-training run, not an anomaly detector")
-    return config
-
-
 def _run_names(run_dirs: Sequence[Path]) -> list[str]:
     names = [run_dir.name for run_dir in run_dirs]
     return [name if names.count(name) == 1 else str(run_dir) for name, run_dir in zip(names, run_dirs)]
@@ -136,7 +116,7 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
 
     Every run's config is read first (a bad run directory fails before any work); then the runs
     are loaded and evaluated one at a time (:func:`evaluate_method`), grouped into folds of one
-    model (configs equal but for ``data.fold`` and :data:`EXECUTION_KEYS`) and written with
+    model (configs equal but for ``data.fold`` and the execution fields) and written with
     :func:`write_evaluation`. Each run directory then gets its headline thresholds in
     ``RUN/thresholds.json`` (:func:`write_run_thresholds`), for ``brainuad predict``.
 
@@ -161,14 +141,14 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
         raise ValueError(f"run_dirs names a run directory twice: {[str(p) for p in paths]}")
     threshold_rules(thresholds)
     check_levels(t_sweep)
-    configs = [_run_config(path) for path in paths]
+    configs = [read_run_config(path, trained=True) for path in paths]
     names = _run_names(paths)
     for path, name, config in zip(paths, names, configs):
         try:
             check_sets(sets, config.data.modality, name)
         except ValueError as error:
             raise InputError(path, str(error)) from None
-        timesteps = config.diffusion.timesteps if isinstance(config, DIFFUSION_RUN_CONFIGS) else None
+        timesteps = spec_of(config).noise_levels(config)
         for level in check_levels(t_sweep) if timesteps is not None else ():  # others: skipped, with a note
             if not 1 <= level <= timesteps:
                 raise InputError(path, f"t_test {level} lies outside the 1..{timesteps} levels of "
@@ -184,14 +164,13 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
                                 ablation=ablation, limit=limit, device=device, cache_dir=cache_dir, progress=progress)
 
 
-def _evaluate_locked(paths: list[Path], names: list[str], labels: list[str], configs: list, root: Path, out_dir: Path,
-                     *, sets: Sequence[str] | None, thresholds: Sequence[str], postprocessing: PostProcessing,
+def _evaluate_locked(paths: list[Path], names: list[str], labels: list[str], configs: list[Any], root: Path,
+                     out_dir: Path, *, sets: Sequence[str] | None, thresholds: Sequence[str],
+                     postprocessing: PostProcessing,
                      lpips_weights: str | Path | None, t_sweep: Sequence[int] | None, ablation: bool,
                      limit: int | None, device: str, cache_dir: str | Path | None,
                      progress: bool) -> EvaluationSummary:
     """:func:`evaluate_runs` once its arguments are checked and its folders locked."""
-    from brainuad.checkpoint import load_run
-
     lpips = MedicalLpips(lpips_weights, device=device) if lpips_weights is not None else None
     results = []
     for path, name, label, config in zip(paths, names, labels, configs):

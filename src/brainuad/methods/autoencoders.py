@@ -1,5 +1,5 @@
-"""Dense-bottleneck autoencoders: AE and VAE (Baur et al. 2021) and the sequential SVAE
-(Behrendt et al. 2022); paper §4.4, method.md §3 "Baselines".
+"""Dense-bottleneck autoencoders: AE and VAE (Baur et al. 2021); paper §4.4, method.md §3
+"Baselines". The sequential SVAE (:mod:`brainuad.methods.svae`) shares their latent codes and loss.
 
 Every slice passes a convolutional encoder to a dense latent code and a decoder back to an image
 in [0, 1]; the pseudo-healthy reconstruction is the decoding of the code (the posterior mean for
@@ -15,32 +15,25 @@ The latent code is a small strategy object:
 Loss per slice (mean over the batch): ``(sum_pixels |x - x_hat| + penalty) / (H W)``, i.e. the
 mean L1 error plus the penalty per pixel -- the usual beta-VAE objective with an L1 (Laplace)
 reconstruction term, divided by the number of pixels so its scale matches the other methods'.
-
-SVAE: the slices of a stack of S consecutive axial slices are encoded one by one to vectors, a
-transformer mixes them across the stack (inter-slice dependencies), a linear layer gives each
-slice's (mu, log sigma^2), and each slice's code is decoded on its own. It trains on stacks
-(N, S, H, W); a volume is reconstructed with windows of S consecutive slices, each slice taken
-from the window that centres it (clamped at the ends of the volume).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Literal
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from pydantic import Field
+from torch import Tensor
 
-from brainuad.methods.base import (
-    ReconstructionMethod,
-    VolumeLike,
-    slices_to_volume,
-    volume_slices,
-)
-from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
+from brainuad.config import AutoencoderConfig, RunConfigBase, Section
+from brainuad.methods.base import ReconstructionMethod
+from brainuad.methods.components import conv_decoder, conv_encoder
+from brainuad.methods.spec import MethodSpec
+from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 
-__all__ = ["Autoencoder", "DeterministicLatent", "GaussianLatent", "LatentCode", "SequenceVAE",
-           "gaussian_kl", "window_starts"]
+__all__ = ["AERunConfig", "AE_SPEC", "Autoencoder", "DeterministicLatent", "GaussianLatent", "LatentCode",
+           "VAERunConfig", "VAE_SPEC", "VariationalConfig", "gaussian_kl", "per_pixel_loss"]
 
 
 def gaussian_kl(mu: Tensor, log_variance: Tensor) -> Tensor:
@@ -123,7 +116,7 @@ def _check_slices(images: Tensor, size: int) -> None:
         raise ValueError(f"images must have shape (N, 1, {size}, {size}), got {tuple(images.shape)}")
 
 
-def _per_pixel_loss(images: Tensor, reconstructions: Tensor, penalty: Tensor) -> Tensor:
+def per_pixel_loss(images: Tensor, reconstructions: Tensor, penalty: Tensor) -> Tensor:
     """Mean over slices of ``(sum_pixels |x - x_hat| + penalty) / pixels``; a scalar."""
     pixels = images.shape[-1] * images.shape[-2]
     return (images - reconstructions).abs().mean() + penalty.mean() / pixels
@@ -154,7 +147,7 @@ class Autoencoder(ReconstructionMethod):
         """Per-pixel L1 error + penalty (module docstring); images: (N, 1, S, S) in [0, 1]."""
         _check_slices(images, self.encoder.image_size)
         z, penalty = self.latent(self.encoder(images), sample=True, generator=generator)
-        return _per_pixel_loss(images, self.decoder(z), penalty)
+        return per_pixel_loss(images, self.decoder(z), penalty)
 
     def reconstruct_slices(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Decoding of the most likely code: (N, 1, S, S) in [0, 1] -> same shape, [0, 1]."""
@@ -163,103 +156,34 @@ class Autoencoder(ReconstructionMethod):
         return self.decoder(z)
 
 
-def window_starts(depth: int, stack_size: int) -> Tensor:
-    """For each slice of a volume, the first slice of the window of ``stack_size`` consecutive
-    slices that centres it, clamped to the volume: (depth,) long, in 0 .. depth - stack_size.
+class VariationalConfig(Section):
+    """The VAE's loss: L1 reconstruction summed over pixels + beta * KL (paper §4.4: beta = 0.001)."""
 
-    Raises:
-        ValueError: the volume has fewer slices than a window.
-    """
-    if stack_size < 1 or depth < stack_size:
-        raise ValueError(f"a volume of {depth} slices cannot hold windows of {stack_size} slices")
-    return (torch.arange(depth) - stack_size // 2).clamp(0, depth - stack_size)
+    beta: float = Field(0.001, ge=0)
 
 
-class SequenceVAE(ReconstructionMethod):
-    """SVAE: a VAE whose slice codes depend on the other slices of a stack (module docstring).
+class AERunConfig(RunConfigBase):
+    """Dense autoencoder (Baur et al. 2021)."""
 
-    Args:
-        encoder: slice -> (N, mixer.dim) vector.
-        mixer: self-attention across the S slices of a stack.
-        decoder: code -> slice in [0, 1].
-        latent: the latent strategy (:class:`GaussianLatent` for the SVAE).
-        inference_batch_size: windows (stacks) per forward pass at test time.
-        seed: see :class:`ReconstructionMethod`.
-    """
+    method: Literal["ae"] = "ae"
+    model: AutoencoderConfig = AutoencoderConfig()
 
-    def __init__(self, encoder: ConvEncoder, mixer: SliceTransformer, decoder: ConvDecoder, latent: LatentCode, *,
-                 inference_batch_size: int = 8, seed: int = 0) -> None:
-        super().__init__(inference_batch_size, seed)
-        if encoder.out_dim != mixer.dim:
-            raise ValueError(f"the encoder's out_dim ({encoder.out_dim}) must equal the mixer's dim ({mixer.dim})")
-        self.encoder = encoder
-        self.mixer = mixer
-        self.to_latent = nn.Linear(mixer.dim, latent.encoder_width(decoder.latent_dim))
-        self.decoder = decoder
-        self.latent = latent
 
-    @property
-    def stack_size(self) -> int:
-        """Consecutive slices S per stack."""
-        return self.mixer.stack_size
+class VAERunConfig(RunConfigBase):
+    """Dense variational autoencoder (Baur et al. 2021), beta = 0.001."""
 
-    def _check_stacks(self, stacks: Tensor) -> None:
-        size = self.encoder.image_size
-        if stacks.ndim != 4 or tuple(stacks.shape[1:]) != (self.stack_size, size, size):
-            raise ValueError(f"stacks must have shape (N, {self.stack_size}, {size}, {size}), "
-                             f"got {tuple(stacks.shape)}")
+    method: Literal["vae"] = "vae"
+    model: AutoencoderConfig = AutoencoderConfig()
+    vae: VariationalConfig = VariationalConfig()
 
-    def _forward(self, stacks: Tensor, sample: bool, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        n, s, height, width = stacks.shape
-        h = self.encoder(stacks.reshape(n * s, 1, height, width)).reshape(n, s, -1)
-        h = self.to_latent(self.mixer(h)).reshape(n * s, -1)
-        z, penalty = self.latent(h, sample=sample, generator=generator)
-        return self.decoder(z).reshape(n, s, height, width), penalty
 
-    def training_loss(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Per-pixel L1 error + penalty over every slice of the stacks.
+def build_autoencoder(config: AERunConfig | VAERunConfig, load_pretrained: bool) -> Autoencoder:
+    """The untrained AE (deterministic code) or VAE (Gaussian code) of a run config."""
+    model = config.model
+    latent: LatentCode = GaussianLatent(config.vae.beta) if isinstance(config, VAERunConfig) else DeterministicLatent()
+    return Autoencoder(conv_encoder(model, latent.encoder_width(model.latent_dim)), conv_decoder(model), latent,
+                       inference_batch_size=model.inference_batch_size, seed=config.train.seed)
 
-        Args:
-            images: (N, S, H, W) stacks of S consecutive slices in [0, 1].
-        """
-        self._check_stacks(images)
-        reconstructions, penalty = self._forward(images, sample=True, generator=generator)
-        return _per_pixel_loss(images, reconstructions, penalty)
 
-    def reconstruct_stacks(self, stacks: Tensor) -> Tensor:
-        """Decoding of the most likely codes: (N, S, H, W) in [0, 1] -> same shape, [0, 1]."""
-        self._check_stacks(stacks)
-        return self._forward(stacks, sample=False, generator=None)[0]
-
-    def reconstruct_slices(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Reconstruct the consecutive slices of one volume, each in the window that centres it.
-
-        Args:
-            images: (Z, 1, H, W), the Z >= S axial slices of a volume, in order.
-
-        Returns:
-            (Z, 1, H, W) in [0, 1].
-        """
-        if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(f"images must have shape (Z, 1, H, W), got {tuple(images.shape)}")
-        starts = window_starts(len(images), self.stack_size).to(images.device)
-        unique = starts.unique()
-        windows = torch.stack([images[start:start + self.stack_size, 0] for start in unique.tolist()])
-        outputs = torch.cat([self.reconstruct_stacks(batch) for batch in windows.split(self.inference_batch_size)])
-        window_of_slice = torch.searchsorted(unique, starts)
-        offset = torch.arange(len(images), device=images.device) - starts
-        return outputs[window_of_slice, offset][:, None]
-
-    @torch.no_grad()
-    def reconstruct(self, volume: VolumeLike) -> np.ndarray:
-        """Reconstruct every axial slice of a model-grid volume (windows of S slices, in batches
-        of ``inference_batch_size`` windows).
-
-        Returns:
-            (X, Y, Z) float32 in [0, 1].
-        """
-        was_training = self.training
-        self.eval()
-        reconstruction = self.reconstruct_slices(volume_slices(volume).to(self.device)).float().cpu()
-        self.train(was_training)
-        return slices_to_volume(reconstruction)
+AE_SPEC = MethodSpec("ae", AERunConfig, build_autoencoder, "dense autoencoder (Baur et al. 2021)")
+VAE_SPEC = MethodSpec("vae", VAERunConfig, build_autoencoder, "dense variational autoencoder, beta 0.001")

@@ -13,14 +13,22 @@ time step 0: a DAE has no noise level to condition on.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
+from brainuad.config import RunConfigBase, Section, UNetConfig, execution_field
+from brainuad.image_range import to_model_range
 from brainuad.methods.base import ReconstructionMethod
-from brainuad.methods.diffusion import to_model_range
+from brainuad.methods.components import build_unet
+from brainuad.methods.spec import MethodSpec
 from brainuad.nn.unet import UNet
 from brainuad.noise import NoiseSampler
+
+__all__ = ["CoarseNoise", "CoarseNoiseConfig", "DAERunConfig", "DAE_SPEC", "DenoisingAutoencoder"]
 
 __all__ = ["CoarseNoise", "DenoisingAutoencoder"]
 
@@ -89,3 +97,28 @@ class DenoisingAutoencoder(ReconstructionMethod):
     def reconstruct_slices(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The denoised clean input, clamped: (N, 1, H, W) in [0, 1] -> same shape, [0, 1]."""
         return self.denoise(images).clamp(0, 1)
+
+
+class CoarseNoiseConfig(Section):
+    """DAE (Kascenas et al. 2022): Gaussian noise drawn on a coarse grid, upsampled bilinearly."""
+
+    resolution: int = Field(16, ge=1, description="side of the coarse noise grid, in cells")
+    std: float = Field(0.2, gt=0, description="standard deviation of the noise, in [0, 1] intensity units")
+    inference_batch_size: int = execution_field(64, ge=1)
+
+
+class DAERunConfig(RunConfigBase):
+    """Denoising autoencoder (Kascenas et al. 2022): a UNet removing coarse noise."""
+
+    method: Literal["dae"] = "dae"
+    model: UNetConfig = UNetConfig()
+    dae: CoarseNoiseConfig = CoarseNoiseConfig()
+
+
+def build_dae(config: DAERunConfig, load_pretrained: bool) -> DenoisingAutoencoder:
+    """The untrained DAE of a run config."""
+    return DenoisingAutoencoder(build_unet(config.model), CoarseNoise(config.dae.resolution, config.dae.std),
+                                inference_batch_size=config.dae.inference_batch_size, seed=config.train.seed)
+
+
+DAE_SPEC = MethodSpec("dae", DAERunConfig, build_dae, "denoising autoencoder removing coarse noise (Kascenas et al.)")

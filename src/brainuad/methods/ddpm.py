@@ -1,4 +1,4 @@
-"""DDPM and the conditioned cDDPM for anomaly detection (paper §3.1-3.2, method.md §3).
+"""DDPM for anomaly detection (paper §3.1, method.md §3); the conditioned cDDPM builds on it.
 
 Training: one noise level per slice, x0-prediction, L1 loss. Test: no iterative sampling; the
 input is noised to ``t_test`` and x0 predicted in one step, or the reconstructions at several
@@ -7,17 +7,22 @@ levels (the ensemble, fresh noise each) are averaged.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from brainuad.config import DiffusionConfig, RunConfigBase, UNetConfig
+from brainuad.image_range import to_image_range, to_model_range
 from brainuad.methods.base import ReconstructionMethod, VolumeLike
-from brainuad.methods.diffusion import DiffusionSchedule, to_image_range, to_model_range
-from brainuad.nn.encoders import ImageEncoder
+from brainuad.methods.components import build_noise, build_unet
+from brainuad.methods.diffusion import DiffusionSchedule
+from brainuad.methods.spec import MethodSpec
 from brainuad.nn.unet import UNet
 from brainuad.noise import NoiseSampler
+
+__all__ = ["DDPM", "DDPMRunConfig", "DDPM_SPEC", "diffusion_options"]
 
 
 class DDPM(ReconstructionMethod):
@@ -103,24 +108,26 @@ class DDPM(ReconstructionMethod):
         return self._map_slices(volume, lambda batch, generator: self.reconstruct_at(batch, levels, generator))
 
 
-class CDDPM(DDPM):
-    """DDPM conditioned on an encoding of the clean input slice (the paper's cDDPM, §3.2).
+class DDPMRunConfig(RunConfigBase):
+    """DDPM with simplex noise (AnoDDPM-style); x0-prediction, L1 loss."""
 
-    The encoder F_enc maps the clean slice (in [-1, 1]) to c in R^d; the UNet's FiLM layers use
-    concat(c, c_t). The encoder is trained end to end with the UNet.
+    method: Literal["ddpm"] = "ddpm"
+    model: UNetConfig = UNetConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
 
-    Args:
-        encoder: F_enc, with ``out_dim`` equal to the UNet's ``context_dim``.
-        (others as :class:`DDPM`)
-    """
 
-    def __init__(self, unet: UNet, encoder: ImageEncoder, noise: NoiseSampler, schedule: DiffusionSchedule,
-                 **options) -> None:
-        if unet.context_dim != encoder.out_dim:
-            raise ValueError(f"the UNet's context_dim ({unet.context_dim}) must equal the encoder's out_dim "
-                             f"({encoder.out_dim})")
-        super().__init__(unet, noise, schedule, **options)
-        self.encoder = encoder
+def diffusion_options(diffusion: DiffusionConfig, seed: int) -> dict[str, Any]:
+    """The keyword arguments of :class:`DDPM` (and its subclasses) a diffusion section sets."""
+    return dict(t_test=diffusion.t_test, ensemble=diffusion.ensemble,
+                inference_batch_size=diffusion.inference_batch_size, seed=seed)
 
-    def context(self, x0: Tensor) -> Tensor:
-        return self.encoder(x0)
+
+def build_ddpm(config: DDPMRunConfig, load_pretrained: bool) -> DDPM:
+    """The untrained DDPM of a run config."""
+    diffusion = config.diffusion
+    return DDPM(build_unet(config.model), build_noise(diffusion.noise), DiffusionSchedule(diffusion.timesteps),
+                **diffusion_options(diffusion, config.train.seed))
+
+
+DDPM_SPEC = MethodSpec("ddpm", DDPMRunConfig, build_ddpm, "DDPM with simplex noise, one-step reconstruction",
+                       noise_levels=lambda config: config.diffusion.timesteps)

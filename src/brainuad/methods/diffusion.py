@@ -36,16 +36,6 @@ def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> T
     return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
 
 
-def to_model_range(images: Tensor) -> Tensor:
-    """[0, 1] intensities -> [-1, 1] (the diffusion models' scale)."""
-    return images * 2 - 1
-
-
-def to_image_range(x: Tensor) -> Tensor:
-    """[-1, 1] model scale -> [0, 1] intensities, clamped."""
-    return ((x + 1) / 2).clamp(0, 1)
-
-
 class DiffusionSchedule(nn.Module):
     """The forward process: ``abar_t`` for t = 1..T as a buffer, ``q_sample`` and timestep draws.
 

@@ -18,14 +18,23 @@ is ``G(E(x))`` and the anomaly map the residual ``|x - G(E(x))|``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from brainuad.config import AutoencoderConfig, RunConfigBase, Section, TrainConfig
 from brainuad.methods.base import ReconstructionMethod
+from brainuad.methods.components import IMAGE_SIZE, conv_decoder, conv_encoder
+from brainuad.methods.spec import MethodSpec, OptimizerSettings
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 from brainuad.nn.discriminators import Critic
 
-__all__ = ["FAnoGAN"]
+__all__ = ["AdversarialConfig", "FANOGAN_SPEC", "FAnoGAN", "FAnoGANRunConfig", "WGAN_BETAS"]
+
+WGAN_BETAS = (0.0, 0.9)
+"""Adam betas of f-AnoGAN's three optimisers (the WGAN-GP values, Gulrajani et al. 2017)."""
 
 
 class FAnoGAN(ReconstructionMethod):
@@ -117,3 +126,41 @@ class FAnoGAN(ReconstructionMethod):
         """``G(E(x))``: (N, 1, S, S) in [0, 1] -> same shape, [0, 1]."""
         self._check_images(images)
         return self.image_generator(self.encoder(images))
+
+
+class AdversarialConfig(Section):
+    """f-AnoGAN (Schlegl et al. 2019): WGAN-GP, then the izi_f encoder."""
+
+    gan_epochs: int = Field(800, ge=1, description="epochs of WGAN-GP training; the encoder trains after them")
+    n_critic: int = Field(5, ge=1, description="critic updates per generator update")
+    gradient_penalty: float = Field(10.0, ge=0, description="lambda of the WGAN-GP gradient penalty")
+    feature_weight: float = Field(1.0, ge=0, description="kappa: weight of the critic-feature residual in izi_f")
+
+
+class FAnoGANRunConfig(RunConfigBase):
+    """f-AnoGAN (Schlegl et al. 2019): latent 128, lr 1e-4 (paper §4.4)."""
+
+    method: Literal["fanogan"] = "fanogan"
+    model: AutoencoderConfig = AutoencoderConfig(channels=(64, 128, 256, 512), latent_dim=128)
+    fanogan: AdversarialConfig = AdversarialConfig()
+    train: TrainConfig = TrainConfig(lr=1e-4)
+
+    @model_validator(mode="after")
+    def _encoder_epochs_left(self) -> "FAnoGANRunConfig":
+        if self.train.max_epochs <= self.fanogan.gan_epochs:
+            raise ValueError(f"train.max_epochs ({self.train.max_epochs}) must exceed fanogan.gan_epochs "
+                             f"({self.fanogan.gan_epochs}): the encoder trains in the epochs after the GAN")
+        return self
+
+
+def build_fanogan(config: FAnoGANRunConfig, load_pretrained: bool) -> FAnoGAN:
+    """The untrained f-AnoGAN of a run config."""
+    model, adversarial = config.model, config.fanogan
+    return FAnoGAN(conv_decoder(model), Critic(model.channels, IMAGE_SIZE), conv_encoder(model, model.latent_dim),
+                   gan_epochs=adversarial.gan_epochs, n_critic=adversarial.n_critic,
+                   gradient_penalty=adversarial.gradient_penalty, feature_weight=adversarial.feature_weight,
+                   inference_batch_size=model.inference_batch_size, seed=config.train.seed)
+
+
+FANOGAN_SPEC = MethodSpec("fanogan", FAnoGANRunConfig, build_fanogan, "f-AnoGAN: WGAN-GP, then the izi_f encoder",
+                          training="adversarial", optimizer=OptimizerSettings("adam", betas=WGAN_BETAS))

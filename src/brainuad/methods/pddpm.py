@@ -8,15 +8,22 @@ and the reconstructed patch regions are tiled into the full slice.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
-from brainuad.methods.ddpm import DDPM
-from brainuad.methods.diffusion import DiffusionSchedule, to_image_range, to_model_range
+from brainuad.config import DiffusionConfig, RunConfigBase, Section, UNetConfig
+from brainuad.image_range import to_image_range, to_model_range
+from brainuad.methods.components import build_noise, build_unet
+from brainuad.methods.ddpm import DDPM, diffusion_options
+from brainuad.methods.diffusion import DiffusionSchedule
+from brainuad.methods.spec import MethodSpec
 from brainuad.nn.unet import UNet
 from brainuad.noise import NoiseSampler
+
+__all__ = ["PDDPM", "PDDPMRunConfig", "PDDPM_SPEC", "PatchConfig", "patch_masks"]
 
 
 def patch_masks(height: int, width: int, patch_size: int, device: torch.device | None = None) -> Tensor:
@@ -71,3 +78,29 @@ class PDDPM(DDPM):
                 x_t = torch.where(mask, self.schedule.q_sample(x0, t, self._noise_like(x0, generator)), x0)
                 total += torch.where(mask, to_image_range(self.unet(x_t, t, self.context(x0))), 0.0)
         return total / len(levels)
+
+
+class PatchConfig(Section):
+    """pDDPM patching (method.md §3 "pDDPM")."""
+
+    size: int = Field(48, ge=1)
+
+
+class PDDPMRunConfig(RunConfigBase):
+    """Patched DDPM (Behrendt et al. 2023)."""
+
+    method: Literal["pddpm"] = "pddpm"
+    model: UNetConfig = UNetConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    patch: PatchConfig = PatchConfig()
+
+
+def build_pddpm(config: PDDPMRunConfig, load_pretrained: bool) -> PDDPM:
+    """The untrained pDDPM of a run config."""
+    diffusion = config.diffusion
+    return PDDPM(build_unet(config.model), build_noise(diffusion.noise), DiffusionSchedule(diffusion.timesteps),
+                 patch_size=config.patch.size, **diffusion_options(diffusion, config.train.seed))
+
+
+PDDPM_SPEC = MethodSpec("pddpm", PDDPMRunConfig, build_pddpm, "patched DDPM: one noised patch at a time",
+                        noise_levels=lambda config: config.diffusion.timesteps)

@@ -1,126 +1,91 @@
-"""Building a method from its typed run config (the one place that reads a method's config)."""
+"""The methods brainuad knows, by name, and the parsing of run configs into their config classes.
+
+Every method declares a :class:`~brainuad.methods.spec.MethodSpec` beside its implementation;
+:data:`SPECS` lists them (adding a method is one module and one entry here, see
+docs/adding-a-method.md). A run config's ``method`` key picks its spec and its config class.
+"""
 
 from __future__ import annotations
 
-from brainuad.config import (
-    AERunConfig,
-    AutoencoderConfig,
-    CDDPMRunConfig,
-    DAERunConfig,
-    DDPMRunConfig,
-    FAnoGANRunConfig,
-    NoiseConfig,
-    PDDPMRunConfig,
-    SVAERunConfig,
-    ThreshRunConfig,
-    UNetConfig,
-    VAERunConfig,
-)
-from brainuad.data.grid import MODEL_GRID_SHAPE
-from brainuad.methods.autoencoders import (
-    Autoencoder,
-    DeterministicLatent,
-    GaussianLatent,
-    LatentCode,
-    SequenceVAE,
-)
+from pathlib import Path
+from typing import Annotated, Any, Sequence, Union
+
+from pydantic import Field, TypeAdapter
+from torch import nn
+
+from brainuad.config import RunConfigBase, read_config_file, validate_run_config
+from brainuad.errors import ConfigError
+from brainuad.methods.autoencoders import AE_SPEC, VAE_SPEC
 from brainuad.methods.base import AnomalyDetector
-from brainuad.methods.dae import CoarseNoise, DenoisingAutoencoder
-from brainuad.methods.ddpm import CDDPM, DDPM
-from brainuad.methods.diffusion import DiffusionSchedule
-from brainuad.methods.fanogan import FAnoGAN
-from brainuad.methods.pddpm import PDDPM
-from brainuad.methods.thresh import POLARITY_BY_MODALITY, IntensityThreshold
-from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
-from brainuad.nn.discriminators import Critic
-from brainuad.nn.encoders import ImageEncoder
-from brainuad.nn.unet import UNet
-from brainuad.noise import NoiseSampler, make_noise
+from brainuad.methods.cddpm import CDDPM_SPEC
+from brainuad.methods.dae import DAE_SPEC
+from brainuad.methods.ddpm import DDPM_SPEC
+from brainuad.methods.fanogan import FANOGAN_SPEC
+from brainuad.methods.pddpm import PDDPM_SPEC
+from brainuad.methods.spark import SPARK_SPEC
+from brainuad.methods.spec import MethodSpec
+from brainuad.methods.svae import SVAE_SPEC
+from brainuad.methods.thresh import THRESH_SPEC
 
-DiffusionRunConfig = DDPMRunConfig | PDDPMRunConfig | CDDPMRunConfig
-BaselineRunConfig = AERunConfig | VAERunConfig | SVAERunConfig | DAERunConfig | FAnoGANRunConfig | ThreshRunConfig
-DetectorRunConfig = DiffusionRunConfig | BaselineRunConfig
-IMAGE_SIZE = MODEL_GRID_SHAPE[0]
-"""Side of the square axial slices every method sees (the model grid's 96 px)."""
+__all__ = ["DETECTORS", "METHODS", "SPECS", "build_detector", "build_method", "load_config", "parse_config",
+           "spec_of"]
 
+SPECS: dict[str, MethodSpec[Any]] = {spec.name: spec for spec in (
+    DDPM_SPEC, PDDPM_SPEC, CDDPM_SPEC, SPARK_SPEC, AE_SPEC, VAE_SPEC, SVAE_SPEC, DAE_SPEC, FANOGAN_SPEC, THRESH_SPEC)}
+"""Every method, by its config's ``method`` name, in the order of the paper's tables."""
 
-def build_noise(config: NoiseConfig) -> NoiseSampler:
-    """The noise strategy a config names."""
-    if config.kind == "gaussian":
-        return make_noise("gaussian")
-    return make_noise("simplex", octaves=config.octaves, persistence=config.persistence,
-                      feature_size=config.feature_size, per_sample=config.per_sample, normalise=config.normalise)
+METHODS = tuple(SPECS)
+"""The ``method`` names a run config may have."""
 
+DETECTORS = tuple(name for name, spec in SPECS.items() if spec.detector)
+"""The methods that are anomaly detectors (``brainuad train``); the others are pre-trainers."""
 
-def build_unet(config: UNetConfig, context_dim: int | None = None, context_mlp: bool = False) -> UNet:
-    """The denoising UNet of a config (1 channel in and out)."""
-    return UNet(in_channels=1, out_channels=1, base_channels=config.base_channels,
-                channel_mult=tuple(config.channel_mult), num_res_blocks=config.num_res_blocks,
-                attention_head_channels=config.attention_head_channels, dropout=config.dropout,
-                groups=config.groups, context_dim=context_dim, context_mlp=context_mlp)
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(
+    Annotated[Union[tuple(spec.config for spec in SPECS.values())], Field(discriminator="method")])  # type: ignore[misc]
 
 
-def build_detector(config: DetectorRunConfig, *, load_pretrained: bool = True) -> AnomalyDetector:
-    """The untrained method of a run config.
+def spec_of(config_or_name: RunConfigBase | str) -> MethodSpec[Any]:
+    """The spec of a run config's method (or of a method name).
 
-    Args:
-        config: the run config of a diffusion model (DDPM, pDDPM, cDDPM) or a baseline (AE, VAE,
-            SVAE, DAE, f-AnoGAN, Thresh).
-        load_pretrained: for a cDDPM whose config names SparK-pretrained encoder weights, load them
-            into the encoder body (the head to d starts fresh). Off when the run's own trained
-            weights are loaded next anyway.
+    Raises:
+        ConfigError: no method of that name.
     """
-    if not isinstance(config, (DDPMRunConfig, PDDPMRunConfig, CDDPMRunConfig)):
-        return build_baseline(config)
-    diffusion = config.diffusion
-    schedule = DiffusionSchedule(diffusion.timesteps)
-    options = dict(t_test=diffusion.t_test, ensemble=diffusion.ensemble,
-                   inference_batch_size=diffusion.inference_batch_size, seed=config.train.seed)
-    noise = build_noise(diffusion.noise)
-    if isinstance(config, CDDPMRunConfig):
-        encoder = ImageEncoder(depth=config.encoder.depth, out_dim=config.encoder.dim)
-        if load_pretrained and config.encoder.pretrained is not None:
-            from brainuad.nn.spark import load_body_weights
-
-            load_body_weights(encoder.body, config.encoder.pretrained)
-        unet = build_unet(config.model, config.encoder.dim, config.encoder.context_mlp)
-        return CDDPM(unet, encoder, noise, schedule, **options)
-    unet = build_unet(config.model)
-    if isinstance(config, PDDPMRunConfig):
-        return PDDPM(unet, noise, schedule, patch_size=config.patch.size, **options)
-    return DDPM(unet, noise, schedule, **options)
+    name = config_or_name if isinstance(config_or_name, str) else config_or_name.method
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
 
 
-def _encoder(config: AutoencoderConfig, out_dim: int) -> ConvEncoder:
-    return ConvEncoder(out_dim, config.channels, IMAGE_SIZE, groups=config.groups)
+def parse_config(raw: Any, source: str = "config") -> Any:
+    """Validate a raw mapping into the run config class of its ``method``.
+
+    Raises:
+        ConfigError: naming ``source`` and every unknown key or bad value.
+    """
+    return validate_run_config(raw, source, _ADAPTER, METHODS)
 
 
-def _decoder(config: AutoencoderConfig) -> ConvDecoder:
-    return ConvDecoder(config.latent_dim, config.channels, IMAGE_SIZE, groups=config.groups)
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """Read a YAML run config, apply dotted overrides and validate it (see :func:`parse_config`)."""
+    return parse_config(read_config_file(path, overrides), str(path))
 
 
-def build_baseline(config: BaselineRunConfig) -> AnomalyDetector:
-    """The untrained baseline of a run config (paper Table 3: AE, VAE, SVAE, DAE, f-AnoGAN, Thresh)."""
-    seed = config.train.seed
-    if isinstance(config, ThreshRunConfig):
-        polarity = config.thresh.polarity
-        return IntensityThreshold(POLARITY_BY_MODALITY[config.data.modality] if polarity == "auto" else polarity,
-                                  config.thresh.bins, config.thresh.equalisation)
-    if isinstance(config, DAERunConfig):
-        return DenoisingAutoencoder(build_unet(config.model), CoarseNoise(config.dae.resolution, config.dae.std),
-                                    inference_batch_size=config.dae.inference_batch_size, seed=seed)
-    model = config.model
-    options = dict(inference_batch_size=model.inference_batch_size, seed=seed)
-    if isinstance(config, FAnoGANRunConfig):
-        adversarial = config.fanogan
-        return FAnoGAN(_decoder(model), Critic(model.channels, IMAGE_SIZE), _encoder(model, model.latent_dim),
-                       gan_epochs=adversarial.gan_epochs, n_critic=adversarial.n_critic,
-                       gradient_penalty=adversarial.gradient_penalty, feature_weight=adversarial.feature_weight,
-                       **options)
-    if isinstance(config, SVAERunConfig):
-        sequence = config.sequence
-        mixer = SliceTransformer(model.latent_dim, sequence.stack_size, sequence.layers, sequence.heads)
-        return SequenceVAE(_encoder(model, model.latent_dim), mixer, _decoder(model), GaussianLatent(config.vae.beta),
-                           **options)
-    latent: LatentCode = GaussianLatent(config.vae.beta) if isinstance(config, VAERunConfig) else DeterministicLatent()
-    return Autoencoder(_encoder(model, latent.encoder_width(model.latent_dim)), _decoder(model), latent, **options)
+def build_method(config: RunConfigBase, *, load_pretrained: bool = True) -> nn.Module:
+    """The untrained module of a run config: a detector or a pre-trainer (see :attr:`MethodSpec.build`)."""
+    return spec_of(config).build(config, load_pretrained)
+
+
+def build_detector(config: RunConfigBase, *, load_pretrained: bool = True) -> AnomalyDetector:
+    """The untrained anomaly detector of a run config.
+
+    Raises:
+        ConfigError: the config is of a pre-trainer (SparK), not a detector.
+    """
+    spec = spec_of(config)
+    if not spec.detector:
+        raise ConfigError(f"method {spec.name!r} is a pre-trainer, not an anomaly detector")
+    method = spec.build(config, load_pretrained)
+    if not isinstance(method, AnomalyDetector):
+        raise TypeError(f"the spec of {spec.name!r} is marked a detector but builds a {type(method).__name__}")
+    return method

@@ -25,10 +25,13 @@ from typing import Literal, Sequence
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor
 
+from brainuad.config import RunConfigBase, Section
 from brainuad.data.grid import GridVolume
 from brainuad.methods.base import AnomalyDetector, VolumeLike
+from brainuad.methods.spec import MethodSpec
 
 Polarity = Literal["hyper", "hypo"]
 Equalisation = Literal["per_scan", "healthy_fit"]
@@ -196,3 +199,32 @@ class IntensityThreshold(AnomalyDetector):
         brain_values = intensities[torch.from_numpy(np.ascontiguousarray(brain, dtype=bool))]
         scores = self.score(intensities, brain_values)
         return np.where(brain, scores.cpu().numpy(), 0.0).astype(np.float32)
+
+
+class ThreshConfig(Section):
+    """Thresh (Meissen et al. 2022): the histogram-equalised intensity as the anomaly score."""
+
+    polarity: Literal["auto", "hyper", "hypo"] = Field(
+        "auto", description="lesions brighter (hyper) or darker (hypo) than tissue; auto: hyper on T2, hypo on T1")
+    bins: int = Field(1024, ge=2, description="histogram bins on [0, 1] of the equalisation")
+    equalisation: Literal["per_scan", "healthy_fit"] = Field(
+        "per_scan", description="per_scan: each scan equalised with its own brain histogram (Meissen et al., the "
+                                "paper's row); healthy_fit: with the pooled healthy training brains")
+
+
+class ThreshRunConfig(RunConfigBase):
+    """Intensity thresholding (Thresh): no gradient training, only the fitted equalisation."""
+
+    method: Literal["thresh"] = "thresh"
+    thresh: ThreshConfig = ThreshConfig()
+
+
+def build_thresh(config: ThreshRunConfig, load_pretrained: bool) -> IntensityThreshold:
+    """The Thresh of a run config (polarity ``auto``: that of the training modality)."""
+    polarity = config.thresh.polarity
+    return IntensityThreshold(POLARITY_BY_MODALITY[config.data.modality] if polarity == "auto" else polarity,
+                              config.thresh.bins, config.thresh.equalisation)
+
+
+THRESH_SPEC = MethodSpec("thresh", ThreshRunConfig, build_thresh,
+                         "intensity thresholding after histogram equalisation (Meissen et al.)", training="fit")

@@ -12,7 +12,8 @@
 - :mod:`~brainuad.preprocess.recipes`: where each data set's files are in its download.
 - :mod:`~brainuad.preprocess.batch`: subjects in parallel processes, resumable, failures reported.
 - :mod:`~brainuad.preprocess.prepare`: a download -> a prepared data directory with split CSVs.
-- :mod:`~brainuad.preprocess.command`: the ``brainuad prepare`` command.
+- :mod:`~brainuad.preprocess.options`: the checks of the preprocessing options ``prepare`` and
+  ``predict --raw`` share, and the atlas they name (the commands are in :mod:`brainuad.cli`).
 
 Nothing is imported here, so ``brainuad --help`` stays fast.
 """

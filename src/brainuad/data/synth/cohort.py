@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from brainuad import __version__
+from brainuad.version import __version__
 from brainuad.atomic import write_text
 from brainuad.data.io import write_image
 from brainuad.data.layout import (

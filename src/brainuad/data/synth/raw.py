@@ -42,7 +42,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
-from brainuad import __version__
+from brainuad.version import __version__
 from brainuad.atomic import write_text
 from brainuad.data.io import write_image
 from brainuad.data.layout import DATASETS

@@ -1,7 +1,6 @@
-"""The ``brainuad evaluate`` command (registered in :mod:`brainuad.cli` with ``app.command()(evaluate)``).
+"""The ``brainuad evaluate`` command.
 
-Heavy modules (torch, the protocol) are imported inside the function, so ``brainuad --help`` stays
-fast and :mod:`brainuad.cli` can import this module without a cycle.
+Heavy modules (torch, the protocol) are imported inside the function, so ``brainuad --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from brainuad.cli.console import user_errors
 
 __all__ = ["evaluate", "split_list"]
 
@@ -80,7 +81,6 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    from brainuad.cli import user_errors
     from brainuad.data.layout import LESION_SETS
     from brainuad.evaluate.postprocess import PostProcessing
     from brainuad.evaluate.outputs import REPORT_FILE

@@ -1,4 +1,7 @@
-"""Anomaly maps of preprocessed scans, written in each scan's own geometry (``brainuad predict``).
+"""The detector: a trained method with its threshold, scoring scans and carrying the maps back into
+each scan's own geometry (:class:`Detector`, :func:`load_detector`), with the types it returns
+(:class:`PreparedScan`, :class:`GridMaps`, :class:`PredictionResult`) and the atlas of a run's
+training data for raw scans (:func:`training_atlas`).
 
 Inputs are taken as preprocessed (method.md §2 steps 1-4): 1 mm voxels, in the space the model was
 trained in, skull stripped. For each scan a :class:`Detector`
@@ -31,7 +34,6 @@ Reconstructions are seeded per scan, so a scan's maps do not depend on the other
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,15 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from nibabel.orientations import (
-    apply_orientation,
-    axcodes2ornt,
-    inv_ornt_aff,
-    io_orientation,
-    ornt_transform,
-)
 
-from brainuad.atomic import atomic_path
 from brainuad.data.grid import (
     CROP_SHAPE,
     NORMALISE_ON,
@@ -55,23 +49,18 @@ from brainuad.data.grid import (
     NormaliseOn,
     to_model_grid,
 )
-from brainuad.data.io import (
-    IMAGE_SUFFIXES,
-    image_stem,
-    image_suffix,
-    is_image_file,
-    write_image,
+from brainuad.data.io import image_stem
+from brainuad.data.orientation import (
+    TRAINING_ORIENTATION,
+    Reorientation,
+    check_orientation,
 )
 from brainuad.data.volume import Volume
 from brainuad.errors import BrainUADError, InputError
-from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.run_thresholds import (
-    RUN_THRESHOLDS_FILE,
-    RunThreshold,
-    read_run_thresholds,
-    summary_thresholds,
-)
 from brainuad.evaluate.scoring import AnomalyScorer, Reconstructor, volume_scorer
+from brainuad.predict.inputs import find_mask, load_scan
+from brainuad.predict.thresholds import ThresholdChoice, resolve_threshold
+from brainuad.run_directory import load_run, read_run_config
 
 if TYPE_CHECKING:
     from brainuad.preprocess.pipeline import Pipeline, PreprocessedScan
@@ -80,315 +69,16 @@ if TYPE_CHECKING:
 __all__ = [
     "Detector",
     "GridMaps",
-    "InputDiscovery",
-    "LABEL_SUFFIXES",
-    "LoadedScan",
-    "OUTPUT_SUFFIXES",
-    "PredictionFiles",
     "PredictionResult",
     "PreparedScan",
-    "Reorientation",
-    "ThresholdChoice",
-    "check_orientation",
-    "discover_inputs",
-    "find_mask",
+    "SPACING_TOLERANCE_MM",
+    "ScanLike",
     "load_detector",
-    "load_scan",
-    "resolve_threshold",
     "training_atlas",
-    "write_overview",
-    "write_prediction",
 ]
 
-OUTPUT_SUFFIXES = ("_anomaly", "_mask", "_reconstruction")
-"""File-name endings (before the image suffix) of the maps :func:`write_prediction` writes."""
-LABEL_SUFFIXES = ("_mask", "_seg")
-"""File-name endings of label images (brain masks, segmentations): never taken as scans."""
-MODALITY_SUFFIXES = ("_t1", "_t2", "_flair")
-"""File-name endings naming a scan's modality (``sub-01_t2``: subject ``sub-01``)."""
 SPACING_TOLERANCE_MM = 0.05
 """Largest deviation from 1 mm of a voxel edge before a scan is warned about."""
-TRAINING_ORIENTATION = "RAS"
-"""Axis order of the training data: that of the data pipeline's template spaces and of the
-synthetic cohort (first axis to the Right, second Anterior, third Superior)."""
-_OVERVIEW_SLICES = 4
-
-
-# --------------------------------------------------------------------------------------------
-# Thresholds
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThresholdChoice:
-    """The threshold a detector binarises with and the post-processing it belongs to.
-
-    Attributes:
-        value: binarise the post-processed residual with ``R > value`` (residual units, >= 0).
-        postprocessing: applied to the residual before binarising (and the components after).
-        origin: where the value comes from, in words (printed with every prediction).
-    """
-
-    value: float
-    postprocessing: PostProcessing
-    origin: str
-
-    def __post_init__(self) -> None:
-        _check_threshold("ThresholdChoice value", self.value)
-        if not isinstance(self.postprocessing, PostProcessing):
-            raise ValueError(f"ThresholdChoice postprocessing must be a PostProcessing, got "
-                             f"{type(self.postprocessing).__name__}")
-
-
-def _check_threshold(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _stored_choice(records: Sequence[RunThreshold], dataset: str | None, where: Path, how: str) -> ThresholdChoice:
-    """The record of ``dataset`` (default: the first) among evaluation thresholds."""
-    if dataset is None:
-        record = records[0]
-    else:
-        record = next((record for record in records if record.dataset == dataset), None)
-        if record is None:
-            raise InputError(where, f"holds no threshold for set {dataset!r} "
-                                    f"(sets: {', '.join(record.dataset for record in records)})")
-    origin = (f"{record.strategy} threshold of {record.dataset} ({how}; chosen on {record.source} with "
-              f"{record.postprocessing.order} post-processing, evaluation {record.evaluation})")
-    return ThresholdChoice(record.value, record.postprocessing, origin)
-
-
-def resolve_threshold(run_dir: str | Path, *, threshold: float | None = None,
-                      threshold_from: str | Path | None = None, dataset: str | None = None) -> ThresholdChoice:
-    """The threshold to predict with, in this order of precedence:
-
-    1. ``threshold``: the value given, with the paper's post-processing (:class:`PostProcessing`
-       defaults);
-    2. ``threshold_from``: the headline threshold of ``dataset`` (default: the run's first set) in
-       an evaluation's ``summary.json``, with that evaluation's post-processing;
-    3. otherwise the threshold ``brainuad evaluate`` stored in ``RUN/thresholds.json`` for
-       ``dataset`` (default: the run's first set).
-
-    Raises:
-        ValueError: ``threshold`` is negative or not finite, or given with ``threshold_from`` or
-            ``dataset``.
-        InputError: no threshold is stored for the run (never evaluated), or the named evaluation
-            or set has none.
-    """
-    run_dir = Path(run_dir)
-    if threshold is not None:
-        if threshold_from is not None or dataset is not None:
-            raise ValueError(f"threshold={threshold!r} is a value: give it without threshold_from "
-                             f"({threshold_from!r}) and dataset ({dataset!r})")
-        _check_threshold("threshold", threshold)
-        return ThresholdChoice(float(threshold), PostProcessing(), "given explicitly; paper post-processing")
-    if threshold_from is not None:
-        records = summary_thresholds(threshold_from, run_dir)
-        if not records:
-            raise InputError(threshold_from, f"holds no lesion-set threshold for run {run_dir.name!r}")
-        return _stored_choice(records, dataset, Path(threshold_from), f"from {threshold_from}")
-    records = read_run_thresholds(run_dir)
-    if not records:
-        raise InputError(run_dir, f"no validation threshold stored for this run (no {RUN_THRESHOLDS_FILE})",
-                         "run 'brainuad evaluate RUN --data DATA' first, or give --threshold T or "
-                         "--threshold-from EVAL/summary.json")
-    return _stored_choice(records, dataset, run_dir / RUN_THRESHOLDS_FILE, f"stored in {run_dir / RUN_THRESHOLDS_FILE}")
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs
-# --------------------------------------------------------------------------------------------
-
-
-def _is_label_or_output(path: Path) -> bool:
-    stem = image_stem(path)
-    return stem.endswith(LABEL_SUFFIXES + OUTPUT_SUFFIXES)
-
-
-@dataclass(frozen=True)
-class InputDiscovery:
-    """The scans named on the command line.
-
-    Attributes:
-        scans: image files to predict, in the order given (folders: sorted by name), each once.
-        problems: one error per argument or file that cannot be predicted (missing, not an image,
-            a folder without scans, a name another scan already gives its outputs).
-        ignored: label and output files found in the given folders (``*_mask``, ``*_seg``,
-            ``*_anomaly``, ``*_reconstruction``).
-    """
-
-    scans: tuple[Path, ...]
-    problems: tuple[InputError, ...]
-    ignored: tuple[Path, ...]
-
-
-def discover_inputs(paths: Sequence[str | Path]) -> InputDiscovery:
-    """Expand files and folders (not recursively) into the scans to predict.
-
-    A file is taken as given (unless its suffix is not an image's); a folder contributes its image
-    files that are not label or output files. Two scans with the same file stem would write the
-    same outputs: the second is a problem.
-    """
-    if isinstance(paths, (str, Path)):
-        raise ValueError(f"paths must be a list of files or folders, got the single path {paths!r}")
-    scans: dict[Path, None] = {}
-    problems: list[InputError] = []
-    ignored: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            images = sorted(child for child in path.iterdir() if is_image_file(child))
-            found = [image for image in images if not _is_label_or_output(image)]
-            ignored.extend(image for image in images if _is_label_or_output(image))
-            if not found:
-                problems.append(InputError(path, "folder holds no scan",
-                                           f"scans are {', '.join(IMAGE_SUFFIXES)} files not named *_mask or *_seg"))
-            scans.update(dict.fromkeys(found))
-        elif not path.exists():
-            problems.append(InputError(path, "file not found"))
-        else:
-            try:
-                image_suffix(path)
-            except InputError as error:
-                problems.append(error)
-                continue
-            scans[path] = None
-    names: dict[str, Path] = {}
-    unique = []
-    for scan in scans:
-        name = image_stem(scan)
-        if name in names and names[name].resolve() != scan.resolve():
-            problems.append(InputError(scan, f"has the same name as {names[name]}, so their outputs would collide",
-                                       "predict them into separate --out folders"))
-        elif name not in names:
-            names[name] = scan
-            unique.append(scan)
-    return InputDiscovery(tuple(unique), tuple(problems), tuple(ignored))
-
-
-def find_mask(image_path: str | Path) -> Path | None:
-    """The brain mask stored beside a scan, or None.
-
-    Looked for, in this order (each with the scan's own suffix first, then any image suffix), for
-    a scan ``DIR/X.nii.gz`` and, when its name ends in a modality (``X_t2``), the subject ``X``:
-
-    - ``DIR/X_mask.*`` (e.g. ``sub-01_mask.nii.gz`` beside ``sub-01.nii.gz``);
-    - ``DIR/<subject>_mask.*`` (``sub-01_mask.nii.gz`` beside ``sub-01_t2.nii.gz``);
-    - ``DIR/../mask/<subject>_mask.*`` (the data layout: ``t2/`` and ``mask/`` are sibling folders).
-    """
-    path = Path(image_path)
-    stem = image_stem(path)
-    subject = next((stem[: -len(suffix)] for suffix in MODALITY_SUFFIXES if stem.endswith(suffix)), stem)
-    own = image_suffix(path)
-    suffixes = (own, *(suffix for suffix in IMAGE_SUFFIXES if suffix != own))
-    candidates = [path.parent / f"{stem}_mask{suffix}" for suffix in suffixes]
-    candidates += [path.parent / f"{subject}_mask{suffix}" for suffix in suffixes]
-    candidates += [path.parent.parent / "mask" / f"{subject}_mask{suffix}" for suffix in suffixes]
-    return next((candidate for candidate in candidates if candidate.is_file()), None)
-
-
-@dataclass(frozen=True)
-class LoadedScan:
-    """A scan read from disk, with its brain mask and how the mask was obtained."""
-
-    volume: Volume
-    mask_source: str
-
-
-def load_scan(image: str | Path, mask: str | Path | None = None) -> LoadedScan:
-    """Read a scan and its brain mask: ``mask`` if given, else :func:`find_mask`, else none (the
-    detector then uses the scan's nonzero voxels).
-
-    Raises:
-        InputError: a file is missing or unreadable, or the mask does not match the scan.
-    """
-    image = Path(image)
-    if mask is not None:
-        source = f"given: {mask}"
-    else:
-        mask = find_mask(image)
-        source = "none found beside the scan" if mask is None else f"found beside the scan: {mask}"
-    return LoadedScan(Volume.load(image, mask), source)
-
-
-# --------------------------------------------------------------------------------------------
-# Voxel order
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reorientation:
-    """An exact flip/permutation of array axes from a scan's voxel order to a target axis order.
-
-    Attributes:
-        input_shape: (I, J, K) of the scan.
-        input_affine: (4, 4) affine of the scan.
-        input_axes: (3, 2) nibabel orientation (world axis, direction) of the scan's array axes.
-        target_axes: (3, 2) nibabel orientation of the target's array axes.
-    """
-
-    input_shape: tuple[int, int, int]
-    input_affine: np.ndarray
-    input_axes: np.ndarray
-    target_axes: np.ndarray
-
-    @classmethod
-    def to_axes(cls, shape: tuple[int, ...], affine: np.ndarray,
-                axcodes: str = TRAINING_ORIENTATION) -> "Reorientation":
-        """The reorientation of a scan of ``shape`` and ``affine`` to ``axcodes`` (e.g. "RAS": the
-        first array axis runs to the Right, the second Anterior, the third Superior). Oblique
-        affines go to the nearest axis order."""
-        codes = check_orientation(axcodes)
-        if len(shape) != 3:
-            raise ValueError(f"shape must have 3 axes, got {shape!r}")
-        affine = np.asarray(affine, dtype=np.float64)
-        return cls(tuple(int(size) for size in shape), affine, io_orientation(affine), axcodes2ornt(codes))
-
-    @property
-    def _forward(self) -> np.ndarray:
-        return ornt_transform(self.input_axes, self.target_axes)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """The array shape in the target axis order."""
-        return tuple(self.input_shape[int(axis)] for axis in np.argsort(self._forward[:, 0]))
-
-    @property
-    def affine(self) -> np.ndarray:
-        """(4, 4) affine of the reoriented array (each voxel keeps its world position)."""
-        return self.input_affine @ inv_ornt_aff(self._forward, self.input_shape)
-
-    def apply(self, array: np.ndarray) -> np.ndarray:
-        """(I, J, K) array in the scan's voxel order -> the target order (a contiguous copy)."""
-        if array.shape != self.input_shape:
-            raise ValueError(f"array shape {array.shape} differs from the scan's shape {self.input_shape}")
-        return np.ascontiguousarray(apply_orientation(array, self._forward))
-
-    def revert(self, array: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`apply`: an array in the target order -> the scan's voxel order."""
-        if array.shape != self.shape:
-            raise ValueError(f"array shape {array.shape} differs from the reoriented shape {self.shape}")
-        return np.ascontiguousarray(apply_orientation(array, ornt_transform(self.target_axes, self.input_axes)))
-
-
-def check_orientation(axcodes: str) -> tuple[str, str, str]:
-    """``axcodes`` as three upper-case letters, one of each pair L/R, A/P, S/I.
-
-    Raises:
-        ValueError: naming the value otherwise.
-    """
-    pairs = ("LR", "AP", "SI")
-    codes = tuple(axcodes.upper()) if isinstance(axcodes, str) else ()
-    if len(codes) != 3 or sorted(next((i for i, pair in enumerate(pairs) if code in pair), -1)
-                                 for code in codes) != [0, 1, 2]:
-        raise ValueError(f"orientation must be three letters, one of each pair L/R, A/P, S/I (e.g. 'RAS'), "
-                         f"got {axcodes!r}")
-    return codes
-
-
-# --------------------------------------------------------------------------------------------
-# Prediction
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -516,7 +206,7 @@ class Detector:
     """A trained method with a threshold, predicting on preprocessed scans.
 
     Args:
-        method: the trained method (e.g. from :func:`~brainuad.checkpoint.load_run`), on any
+        method: the trained method (e.g. from :func:`~brainuad.run_directory.load_run`), on any
             device: anything with ``anomaly_map(volume)``; with ``reconstruct(volume)`` its maps
             are residuals and reconstructions are written too.
         threshold: the threshold and its post-processing (:func:`resolve_threshold`).
@@ -721,8 +411,6 @@ def load_detector(run_dir: str | Path, *, threshold: float | None = None, thresh
         detector = load_detector("runs/cddpm-t2-fold0")
         result = detector.predict("sub-01_t2.nii.gz")   # result.anomaly_map, .binary_mask, ...
     """
-    from brainuad.checkpoint import load_run
-
     config, method = load_run(run_dir, device)
     choice = resolve_threshold(run_dir, threshold=threshold, threshold_from=threshold_from, dataset=dataset)
     return Detector(method, choice, orientation=orientation, name=Path(run_dir).name, preprocessing=preprocessing,
@@ -739,14 +427,12 @@ def training_atlas(run_dir: str | Path) -> "tuple[Atlas, str]":
     Raises:
         InputError: the data directory was prepared without registration (raw scans cannot be
             brought into its space), or its atlas file is gone or changed.
-        ConfigError: the run has no readable ``config.yaml``.
+        ConfigError: the run's ``config.yaml`` is not a valid run config (a missing one: InputError).
     """
-    from brainuad.checkpoint import CONFIG_FILE
-    from brainuad.config import load_config
     from brainuad.preprocess.prepare import SPACE_FILE, space_atlas
     from brainuad.preprocess.register import Atlas
 
-    root = load_config(Path(run_dir) / CONFIG_FILE).data.root
+    root = read_run_config(run_dir).data.root
     if root is not None and (Path(root) / SPACE_FILE).is_file():
         atlas = space_atlas(root)
         if atlas is None:
@@ -756,97 +442,3 @@ def training_atlas(run_dir: str | Path) -> "tuple[Atlas, str]":
         return atlas, f"the training data's space ({Path(root) / SPACE_FILE})"
     return Atlas.mni152(), ("no space.json in the run's data directory: taken as MNI152, the synthetic cohort's "
                             "space and brainuad prepare's default")
-
-
-# --------------------------------------------------------------------------------------------
-# Outputs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PredictionFiles:
-    """The files :func:`write_prediction` wrote for one scan."""
-
-    anomaly_map: Path
-    binary_mask: Path
-    reconstruction: Path | None
-    overview: Path
-
-
-def write_prediction(result: PredictionResult, out_dir: str | Path) -> PredictionFiles:
-    """Write ``<name>_anomaly.nii.gz`` (float32), ``<name>_mask.nii.gz`` (uint8 0/1),
-    ``<name>_reconstruction.nii.gz`` (float32, normalised [0, 1] scale; methods with
-    reconstructions only), each with the scan's shape and affine, and ``<name>_overview.png`` into
-    ``out_dir``, each atomically."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "is a file, not an output folder")
-    stem = out / result.name
-    return PredictionFiles(
-        anomaly_map=write_image(f"{stem}_anomaly.nii.gz", result.anomaly_map.astype(np.float32), result.affine),
-        binary_mask=write_image(f"{stem}_mask.nii.gz", result.binary_mask.astype(np.uint8), result.affine),
-        reconstruction=None if result.reconstruction is None else write_image(
-            f"{stem}_reconstruction.nii.gz", result.reconstruction.astype(np.float32), result.affine),
-        overview=write_overview(result, f"{stem}_overview.png"))
-
-
-def _overview_slices(maps: GridMaps, count: int) -> list[int]:
-    """Axial indices: evenly spaced over the brain's extent, the one with the most detected voxels
-    in place of its nearest neighbour."""
-    brain = np.flatnonzero(maps.brain_mask.any(axis=(0, 1)))
-    low, high = (int(brain[0]), int(brain[-1])) if brain.size else (0, maps.image.shape[2] - 1)
-    chosen = [int(round(value)) for value in np.linspace(low, high, count + 2)[1:-1]]
-    detected = maps.binary_mask.sum(axis=(0, 1))
-    if detected.any():
-        peak = int(np.argmax(detected))
-        nearest = min(range(len(chosen)), key=lambda index: abs(chosen[index] - peak))
-        chosen[nearest] = peak
-    return sorted(set(chosen))
-
-
-def write_overview(result: PredictionResult, path: str | Path, slices: int = _OVERVIEW_SLICES) -> Path:
-    """A PNG of a few axial slices of the model grid: the input, its reconstruction (when the method
-    has one), the anomaly map (one colour scale, the threshold marked on it) and the input with
-    the binary mask outlined; written atomically.
-
-    Slices are drawn with anterior up and the first array axis (Right, in RAS order) to the right.
-    """
-    from matplotlib.figure import (
-        Figure,  # no pyplot: no global state, safe outside the main thread
-    )
-
-    if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
-        raise ValueError(f"slices must be an int >= 1, got {slices!r}")
-    path = Path(path)
-    maps = result.grid
-    picks = _overview_slices(maps, slices)
-    top = max(float(maps.anomaly_map.max()), 1.5 * result.threshold.value, 1e-6)
-    columns = [("input (normalised)", maps.image, "gray", 1.0)]
-    if maps.reconstruction is not None:
-        columns.append(("reconstruction", maps.reconstruction, "gray", 1.0))
-    columns += [("anomaly map", maps.anomaly_map, "magma", top), ("detected (red outline)", maps.image, "gray", 1.0)]
-    figure = Figure(figsize=(2.3 * len(columns) + 0.5, 2.3 * len(picks) + 0.5), layout="constrained")
-    axes = figure.subplots(len(picks), len(columns), squeeze=False)
-    for row, z in enumerate(picks):
-        for column, (title, volume, colours, high) in enumerate(columns):
-            axis = axes[row, column]
-            shown = axis.imshow(volume[..., z].T, origin="lower", cmap=colours, vmin=0.0, vmax=high,
-                                interpolation="nearest")
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(title, fontsize=9)
-            if column == 0:
-                axis.set_ylabel(f"axial slice {z}", fontsize=8)
-            if colours == "magma":
-                colorbar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
-                colorbar.ax.axhline(result.threshold.value, color="cyan", linewidth=1.2)
-                colorbar.ax.tick_params(labelsize=6)
-        if maps.binary_mask[..., z].any():
-            axes[row, -1].contour(maps.binary_mask[..., z].T.astype(np.float32), levels=[0.5], colors="red",
-                                  linewidths=0.8, origin="lower")
-    figure.suptitle(f"{result.name}: threshold {result.threshold.value:.4g} (cyan line), "
-                    f"{result.anomaly_volume_ml:.1f} ml detected", fontsize=10)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=80, format="png")
-    return path

@@ -1,7 +1,6 @@
-"""The ``brainuad prepare`` command (registered in :mod:`brainuad.cli` with ``app.command()(prepare)``).
+"""The ``brainuad prepare`` command.
 
-Heavy modules are imported inside the function, so ``brainuad --help`` stays fast and
-:mod:`brainuad.cli` can import this module without a cycle.
+Heavy modules are imported inside the function, so ``brainuad --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,35 +10,9 @@ from typing import Optional
 
 import typer
 
-__all__ = ["check_pipeline_options", "load_atlas", "prepare"]
+from brainuad.cli.console import console, err_console, user_errors
 
-
-def check_pipeline_options(atlas: Path | None, atlas_mask: Path | None, skull_strip: str | None) -> None:
-    """Check the preprocessing options ``prepare`` and ``predict --raw`` share (--atlas, --atlas-mask,
-    --skull-strip); a usage error names the option."""
-    from brainuad.preprocess.skullstrip import SKULL_STRIPPERS
-
-    if skull_strip is not None and skull_strip not in SKULL_STRIPPERS:
-        raise typer.BadParameter(f"choose one of {', '.join(SKULL_STRIPPERS)}, got {skull_strip!r}",
-                                 param_hint="--skull-strip")
-    if atlas_mask is not None and atlas is None:
-        raise typer.BadParameter("--atlas-mask needs --atlas", param_hint="--atlas-mask")
-
-
-def load_atlas(atlas: Path | None, atlas_mask: Path | None):
-    """The template given with --atlas (and --atlas-mask), read now so that a bad file is reported
-    once, before any scan; None without --atlas.
-
-    Raises:
-        InputError: an atlas or mask file is missing or unusable.
-    """
-    from brainuad.preprocess.register import Atlas
-
-    if atlas is None:
-        return None
-    template = Atlas.from_path(atlas, atlas_mask)
-    template.load()
-    return template
+__all__ = ["prepare"]
 
 
 def prepare(
@@ -68,15 +41,18 @@ def prepare(
     Writes OUT/prepare-DATASET.log and .json (done, skipped, failed) and validates the result.
     Exits 0 when every subject was prepared and the data set validates, 1 otherwise.
     """
-    from brainuad.cli import console, err_console, user_errors
     from brainuad.data.layout import DATASETS
+    from brainuad.preprocess.options import OptionError, check_pipeline_options, load_atlas
     from brainuad.preprocess.prepare import default_pipeline, prepare_dataset
 
     dataset = dataset.lower()
     if dataset not in DATASETS:
         raise typer.BadParameter(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}",
                                  param_hint="DATASET")
-    check_pipeline_options(atlas, atlas_mask, skull_strip)
+    try:
+        check_pipeline_options(atlas, atlas_mask, skull_strip)
+    except OptionError as error:
+        raise typer.BadParameter(str(error), param_hint=error.option) from None
     if splits not in ("paper", "authors"):
         raise typer.BadParameter(f"choose paper or authors, got {splits!r}", param_hint="--splits")
     with user_errors():

@@ -1,0 +1,146 @@
+"""The ``brainuad predict`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import track
+
+from brainuad.cli.console import console, err_console, user_errors
+from brainuad.errors import BrainUADError
+from brainuad.lock import FolderLock
+
+__all__ = ["predict"]
+
+
+def _predict_all(detector, scans: list[Path], mask: Optional[Path], out: Path, failures: list) -> int:
+    """Predict and write every scan, reporting each; failures are appended; returns how many were written."""
+    from brainuad.predict import write_prediction
+
+    done = 0
+    results = detector.predict_files(scans, mask)
+    for scan, outcome in track(results, total=len(scans), description="predicting", console=err_console,
+                               transient=True):
+        if isinstance(outcome, BrainUADError):
+            failures.append(outcome)
+            err_console.print(f"[red]failed:[/] {escape(str(outcome))}", highlight=False)
+            continue
+        try:
+            write_prediction(outcome, out)
+        except (OSError, BrainUADError) as error:
+            failures.append(error)
+            err_console.print(f"[red]failed:[/] {escape(f'{scan}: outputs cannot be written to {out} ({error})')}",
+                              highlight=False)
+            continue
+        done += 1
+        console.print(f"{escape(str(scan))}: {outcome.anomaly_volume_ml:.1f} ml above the threshold -> "
+                      f"{escape(str(out / outcome.name))}_*; brain mask: {escape(outcome.mask_source)}", highlight=False)
+        for note in outcome.notes:
+            console.print(f"  note: {escape(note)}", highlight=False)
+        for warning in outcome.warnings:
+            err_console.print(f"  [yellow]warning:[/] {escape(f'{scan.name}: {warning}')}", highlight=False)
+    return done
+
+
+def predict(
+    run: Path = typer.Argument(..., help="Training run directory (config.yaml and model.safetensors)."),
+    inputs: list[Path] = typer.Argument(..., help="Preprocessed scans (NIfTI, NRRD, MHA: 1 mm, in the training space, "
+                                                  "skull stripped) or folders of them (not recursive; *_mask and "
+                                                  "*_seg files are skipped)."),
+    out: Path = typer.Option(..., "--out", help="Output folder for <name>_anomaly.nii.gz, <name>_mask.nii.gz, "
+                                                "<name>_reconstruction.nii.gz and <name>_overview.png."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0,
+                                              help="Binarise the post-processed residual above this value "
+                                                   "(paper post-processing)."),
+    threshold_from: Optional[Path] = typer.Option(None, "--threshold-from",
+                                                  help="Take the run's headline threshold (and post-processing) "
+                                                       "from this evaluation's summary.json."),
+    dataset: Optional[str] = typer.Option(None, "--set", help="Lesion set whose threshold to use (brats21, mslub, "
+                                                              "atlas, wmh); default: the run's first set."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Brain mask for every input (default: X_mask.* beside "
+                                                             "X.* or X_t2.*, or ../mask/X_mask.*; else the scan's "
+                                                             "nonzero voxels)."),
+    device: str = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ..."),
+    orientation: str = typer.Option("RAS", "--orientation", help="Axis order of the training data; scans are "
+                                                                 "reoriented to it (flips/permutations only)."),
+    raw: bool = typer.Option(False, "--raw", help="The inputs are raw scans: preprocess each first (1 mm, affine "
+                                                  "registration to the training data's atlas, skull stripping, N4) "
+                                                  "and map the results back onto the raw scan's grid."),
+    atlas: Optional[Path] = typer.Option(None, "--atlas", help="With --raw: the template the training data were "
+                                                                "registered to (default: the atlas in the run's data "
+                                                                "directory's space.json, else MNI152)."),
+    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help="With --raw: the template's brain mask "
+                                                                         "(default: its non-zero voxels)."),
+    skull_strip: str = typer.Option("deepbet", "--skull-strip", help="With --raw: deepbet, none (already stripped), "
+                                                                     "atlas-mask or hd-bet (your own install); a "
+                                                                     "--mask or a mask beside the scan replaces it."),
+) -> None:
+    """Anomaly maps of preprocessed (or, with --raw, raw) scans, written in each scan's own geometry (shape and
+    affine).
+
+    Without --threshold or --threshold-from: the validation threshold 'brainuad evaluate' stored in the run.
+
+    Reconstructions are on the model's normalised [0, 1] intensity scale, not the scan's units.
+
+    Exit code 0 when every scan was predicted, 1 when any failed (each is reported), 2 for a usage error.
+    """
+    from brainuad.data.layout import LESION_SETS
+    from brainuad.predict import (
+        check_orientation,
+        discover_inputs,
+        load_detector,
+        training_atlas,
+    )
+    from brainuad.preprocess.options import OptionError, check_pipeline_options, load_atlas
+    from brainuad.preprocess.prepare import default_pipeline
+
+    if threshold is not None and (threshold_from is not None or dataset is not None):
+        raise typer.BadParameter("give either a value, or --threshold-from/--set, not both", param_hint="--threshold")
+    if dataset is not None and dataset not in LESION_SETS:
+        raise typer.BadParameter(f"unknown lesion set {dataset!r}; choose from {', '.join(LESION_SETS)}",
+                                 param_hint="--set")
+    if mask is not None and not mask.is_file():
+        raise typer.BadParameter(f"{mask}: file not found", param_hint="--mask")
+    try:
+        check_orientation(orientation)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--orientation") from None
+    if not raw and (atlas is not None or atlas_mask is not None):
+        raise typer.BadParameter("only raw scans are registered: add --raw", param_hint="--atlas")
+    try:
+        check_pipeline_options(atlas, atlas_mask, skull_strip)
+    except OptionError as error:
+        raise typer.BadParameter(str(error), param_hint=error.option) from None
+    with user_errors():
+        discovery = discover_inputs(inputs)
+        preprocessing = None
+        if raw:
+            if atlas is not None:
+                template, space = load_atlas(atlas, atlas_mask), f"--atlas {atlas}"
+            else:
+                template, space = training_atlas(run)
+                template.load()  # a bad atlas file is reported now, not once per scan
+            preprocessing = default_pipeline(atlas=template, skull_strip=skull_strip)
+        detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
+                                 device=device, orientation=orientation, preprocessing=preprocessing)
+    console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
+    if detector.threshold.value <= 0:
+        err_console.print("[yellow]warning:[/] the threshold is 0, so every brain voxel with any residual is "
+                          "flagged (the validation search found no better one: the model did not learn to tell "
+                          "this lesion set from healthy tissue); give --threshold or --set", highlight=False)
+    if raw:
+        console.print(f"raw scans: registered to {template.name} ({space}); skull strip {skull_strip}",
+                      highlight=False)
+    if discovery.ignored:
+        console.print(f"skipped {len(discovery.ignored)} mask, segmentation or output file(s) in the given folders")
+    failures = list(discovery.problems)
+    for problem in discovery.problems:
+        err_console.print(f"[red]failed:[/] {problem}", highlight=False)
+    with user_errors(), FolderLock(out, "writing predictions"):
+        done = _predict_all(detector, discovery.scans, mask, out, failures)
+    console.print(f"{done} of {done + len(failures)} scan(s) predicted into {out} (reconstructions on the model's "
+                  "normalised [0, 1] intensity scale)")
+    raise typer.Exit(1 if failures else 0)
