@@ -81,7 +81,7 @@ def test_bad_arguments_are_refused(tmp_path):
     assert result.exit_code == 2 and "size must be tiny, small or medium" in " ".join(result.output.split())
     with pytest.raises(ValueError, match="minutes must be > 0"):
         run_demo(tmp_path, minutes=0)
-    with pytest.raises(ValueError, match="steps must be an integer"):
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
         run_demo(tmp_path, steps=0)
     with pytest.raises(ValueError, match="give a training budget"):
         run_demo(tmp_path, steps=None)

@@ -4,17 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from brainuad.run_directory import load_run
-from brainuad.weights import save_weights
 from brainuad.cli import app
 from brainuad.methods.registry import load_config, parse_config
-from brainuad.errors import ConfigError, InputError
+from brainuad.errors import ConfigError
 from brainuad.methods.registry import build_detector
 from brainuad.train import train_run
 
@@ -44,18 +41,6 @@ def test_run_directory_contents(ddpm_run):
     record = json.loads((run_dir / "training.json").read_text())
     assert record["epochs"] == 2 and record["steps"] == summary.steps == 4  # 6 volumes, batch 4 -> 2 steps/epoch
     assert record["psnr_noised_db"] is not None
-
-
-def test_checkpoint_round_trip(ddpm_run):
-    run_dir, _ = ddpm_run
-    config, method = load_run(run_dir)
-    saved = load_file(str(run_dir / "model.safetensors"))
-    state = method.state_dict()
-    assert set(saved) == set(state)
-    assert all(torch.equal(saved[key], state[key]) for key in saved)
-    assert config.method == "ddpm" and not method.training
-    volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
-    assert method.reconstruct(volume).shape == (96, 96, 50)
 
 
 def test_resume_continues_at_the_right_step(ddpm_run, tiny_cohort, tmp_path):
@@ -92,22 +77,6 @@ def test_cddpm_starts_from_spark_encoder(tiny_cohort, tmp_path):
     assert set(saved) == set(body) and all(torch.equal(saved[k], body[k]) for k in saved)
     # the head to d starts fresh: it is not in the pre-trained file
     assert not any(key.startswith("head") for key in saved)
-
-
-def test_load_run_errors(tmp_path, ddpm_run):
-    with pytest.raises(InputError, match="run directory not found"):
-        load_run(tmp_path / "none")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no config.yaml"):
-        load_run(tmp_path / "empty")
-    import shutil
-
-    run_dir, _ = ddpm_run
-    broken = tmp_path / "broken"
-    shutil.copytree(run_dir, broken)
-    save_weights(broken / "model.safetensors", {"unet.input_conv.weight": torch.zeros(3)})
-    with pytest.raises(InputError, match="do not fit"):
-        load_run(broken)
 
 
 def test_cli_train_errors(tiny_cohort, tmp_path):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from brainuad.checks import check_optional_int
 from brainuad.config import packaged_config
 from brainuad.data.synth import synthesize_cohort
 from brainuad.data.synth.cohort import MARKER
@@ -130,8 +131,7 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
     """
     if steps is None and minutes is None:
         raise ValueError("give a training budget: steps, minutes or both")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_optional_int("steps", steps)
     if minutes is not None and not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes!r}")
     started = time.perf_counter()

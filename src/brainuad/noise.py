@@ -50,6 +50,8 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
+from brainuad.checks import check_int, check_number
+
 __all__ = [
     "GaussianNoise",
     "NoiseKind",
@@ -85,15 +87,6 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, int, int, int]:
         raise ValueError(f"shape must be (N, C, H, W) with positive integers, got {shape!r}")
     n, c, h, w = shape
     return n, c, h, w
-
-
-def _is_positive_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 def _check_dtype(dtype: torch.dtype) -> None:
@@ -179,12 +172,9 @@ class SimplexNoise(NoiseSampler):
         per_sample: bool = True,
         normalise: bool = False,
     ) -> None:
-        if isinstance(octaves, bool) or not isinstance(octaves, int) or octaves < 1:
-            raise ValueError(f"octaves must be an integer >= 1, got {octaves!r}")
-        if not _is_positive_number(persistence):
-            raise ValueError(f"persistence must be a finite number > 0, got {persistence!r}")
-        if not _is_positive_number(feature_size):
-            raise ValueError(f"feature_size must be a finite number > 0, got {feature_size!r}")
+        check_int("octaves", octaves)
+        check_number("persistence", persistence, 0, open_low=True)
+        check_number("feature_size", feature_size, 0, open_low=True)
         if not isinstance(per_sample, bool):
             raise ValueError(f"per_sample must be a bool, got {per_sample!r}")
         if not isinstance(normalise, bool):
@@ -270,12 +260,8 @@ class SimplexOctave:
     def __post_init__(self) -> None:
         for name in ("height", "width"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not _is_positive_number(self.feature_size):
-            raise ValueError(
-                f"feature_size must be a finite number > 0, got {self.feature_size!r}"
-            )
+            check_int(name, value)
+        check_number("feature_size", self.feature_size, 0, open_low=True)
 
     @property
     def shift_range(self) -> int:
@@ -329,8 +315,7 @@ class SimplexOctave:
         Returns:
             (B, H, W) tensor, values in [-0.89, 0.89], std about 0.37.
         """
-        if isinstance(fields, bool) or not isinstance(fields, int) or fields < 1:
-            raise ValueError(f"fields must be a positive integer, got {fields!r}")
+        check_int("fields", fields)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
         offset = torch.rand(2, generator=generator, device=device, dtype=dtype)

@@ -33,6 +33,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor, nn
 
 from brainuad.atomic import write_text
+from brainuad.checks import check_fraction
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
@@ -165,8 +166,7 @@ class CosineLearningRate(Callback):
     """
 
     def __init__(self, final_fraction: float = 0.05) -> None:
-        if not 0.0 <= final_fraction <= 1.0:
-            raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction!r}")
+        check_fraction("final_fraction", final_fraction)
         self.final_fraction = final_fraction
 
     @staticmethod

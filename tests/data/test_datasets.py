@@ -1,5 +1,3 @@
-import os
-import time
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
 from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset, VolumeDataset
 from brainuad.data.layout import split_subjects
-from brainuad.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -28,55 +25,6 @@ def test_split_subjects_resolve_modalities(tiny_cohort):
     assert len(lesion) == 3 and all(s.seg is not None and s.image.parent.name == "t2" for s in lesion)
     with pytest.raises(ValueError, match="modality"):
         split_subjects(tiny_cohort, "ixi", "test")
-
-
-def test_cache_loads_once_and_survives_runs(tiny_cohort, tmp_path):
-    subject = split_subjects(tiny_cohort, "brats21", "val")[0]
-    cache = GridCache(tmp_path / "cache")
-    first = cache.load(subject)
-    assert cache.load(subject) is first  # memory
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    fresh = GridCache(tmp_path / "cache")
-    start = time.perf_counter()
-    again = fresh.load(subject)
-    assert time.perf_counter() - start < 0.5  # from disk: no NIfTI read, no resampling
-    np.testing.assert_array_equal(again.image, first.image)
-    np.testing.assert_array_equal(again.seg, first.seg)
-    np.testing.assert_array_equal(again.transform.grid_affine, first.transform.grid_affine)
-    assert again.image.shape == (96, 96, 50)
-
-
-def test_a_cache_out_of_memory_keeps_only_disk_copies(tiny_cohort, tmp_path):
-    subject = split_subjects(tiny_cohort, "brats21", "val")[0]
-    cache = GridCache(tmp_path / "cache", in_memory=False)
-    first = cache.load(subject)
-    second = cache.load(subject)
-    assert second is not first and not cache._memory
-    np.testing.assert_array_equal(second.image, first.image)
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    assert GridCache(in_memory=False).load(subject).image.shape == (96, 96, 50)  # neither memory nor disk
-
-
-def test_cache_notices_a_changed_file(tiny_cohort, tmp_path):
-    import shutil
-
-    subject = split_subjects(tiny_cohort, "wmh", "val")[0]
-    copy = tmp_path / subject.image.name
-    shutil.copy(subject.image, copy)
-    moved = subject.__class__(subject.name, copy, subject.mask, subject.seg, subject.label)
-    cache = GridCache(tmp_path / "cache")
-    cache.load(moved)
-    later = time.time() + 10
-    os.utime(copy, (later, later))
-    cache.load(moved)
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
-
-
-def test_missing_file_is_named(tiny_cohort, tmp_path):
-    subject = split_subjects(tiny_cohort, "wmh", "val")[0]
-    gone = subject.__class__(subject.name, tmp_path / "gone_t1.nii.gz", subject.mask, subject.seg, subject.label)
-    with pytest.raises(InputError, match="gone_t1.nii.gz"):
-        GridCache().load(gone)
 
 
 def test_random_slices_one_per_volume_per_epoch(train_volumes):

@@ -97,18 +97,3 @@ def test_authors_order_normalises_at_1mm_then_downsamples():
     assert not np.allclose(authors.image, paper.image, atol=1e-3)
     with pytest.raises(ValueError, match="normalise_on"):
         to_model_grid(volume, normalise_on="1mm")
-
-
-def test_cache_keys_the_normalisation(tmp_path):
-    from brainuad.data.cache import GridCache
-    from brainuad.data.io import write_image
-    from brainuad.data.layout import Subject
-
-    volume = _volume()
-    image = write_image(tmp_path / "v.nii.gz", volume.image, volume.affine)
-    mask = write_image(tmp_path / "v_mask.nii.gz", volume.mask.astype(np.uint8), volume.affine)
-    subject = Subject(name="v", image=image, mask=mask, seg=None, label=0)
-    grids = {order: GridCache(tmp_path / "cache", normalise_on=order).load(subject).image
-             for order in ("model_grid", "input_grid")}
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
-    np.testing.assert_array_equal(grids["input_grid"], to_model_grid(volume, normalise_on="input_grid").image)

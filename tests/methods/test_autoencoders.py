@@ -3,14 +3,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from torch.distributions import Normal, kl_divergence
 
-from brainuad.run_directory import load_run
-from brainuad.methods.registry import load_config, parse_config
+from brainuad.methods.registry import parse_config
 from brainuad.methods.autoencoders import Autoencoder, DeterministicLatent, GaussianLatent, gaussian_kl
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
-from brainuad.train import train_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SIZE = 32
@@ -103,23 +100,6 @@ def test_errors():
                     GaussianLatent())
     with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\)"):
         make(DeterministicLatent()).training_loss(torch.rand(2, 1, 16, 16))
-
-
-@pytest.mark.parametrize("method_name", ["ae", "vae"])
-def test_train_run_then_load_run(method_name, tiny_cohort, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / method_name
-    overrides = [f"data.root={tiny_cohort}", "train.max_epochs=2", "data.batch_size=4", "data.val_slices_per_volume=1",
-                 "model.channels=[4,8,8,8]", "model.latent_dim=16", "model.groups=2", "train.log_every_n_steps=1"]
-    summary = train_run(load_config(CONFIGS / "tiny" / f"{method_name}.yaml", overrides), run_dir, progress=False)
-    assert summary.epochs == 2 and summary.steps == 4 and summary.best_val_loss is not None
-    config, method = load_run(run_dir)
-    assert config.method == method_name and isinstance(method, Autoencoder) and not method.training
-    assert isinstance(method.latent, GaussianLatent if method_name == "vae" else DeterministicLatent)
-    saved = load_file(str(run_dir / "model.safetensors"))
-    state = method.state_dict()
-    assert set(saved) == set(state) and all(torch.equal(saved[key], state[key]) for key in saved)
-    volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
-    assert method.reconstruct(volume).shape == (96, 96, 50)
 
 
 def test_paper_values_are_the_defaults():

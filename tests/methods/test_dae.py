@@ -3,14 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from skimage.transform import resize
 
-from brainuad.run_directory import load_run
-from brainuad.methods.registry import load_config
 from brainuad.methods.dae import CoarseNoise, DenoisingAutoencoder
 from brainuad.nn.unet import UNet
-from brainuad.train import train_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -98,18 +94,3 @@ def test_errors():
         DenoisingAutoencoder(tiny_unet(context_dim=8), CoarseNoise())
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
         DenoisingAutoencoder(tiny_unet(), CoarseNoise()).training_loss(torch.rand(2, 3, 32, 32))
-
-
-def test_train_run_then_load_run(tiny_cohort, tmp_path):
-    overrides = [f"data.root={tiny_cohort}", "train.max_epochs=2", "data.batch_size=4", "data.val_slices_per_volume=1",
-                 "model.base_channels=8", "model.groups=4", "model.attention_head_channels=8",
-                 "model.channel_mult=[1,2]", "train.log_every_n_steps=1"]
-    summary = train_run(load_config(CONFIGS / "tiny" / "dae.yaml", overrides), tmp_path / "dae", progress=False)
-    assert summary.epochs == 2 and summary.steps == 4 and summary.best_val_loss is not None
-    config, method = load_run(tmp_path / "dae")
-    assert config.method == "dae" and isinstance(method, DenoisingAutoencoder) and not method.training
-    saved = load_file(str(tmp_path / "dae" / "model.safetensors"))
-    state = method.state_dict()
-    assert set(saved) == set(state) and all(torch.equal(saved[key], state[key]) for key in saved)
-    volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
-    assert method.reconstruct(volume).shape == (96, 96, 50)

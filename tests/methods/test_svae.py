@@ -3,9 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from brainuad.run_directory import load_run
 from brainuad.methods.registry import load_config
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
@@ -16,7 +14,6 @@ from brainuad.errors import ConfigError
 from brainuad.methods.autoencoders import GaussianLatent
 from brainuad.methods.svae import SequenceVAE, window_starts
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
-from brainuad.train import train_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SIZE = 16
@@ -122,18 +119,3 @@ def test_stack_datasets_give_consecutive_slices(train_volumes):
 def test_augmentation_is_refused_in_the_config(tiny_cohort):
     with pytest.raises(ConfigError, match="data.augment must be false"):
         load_config(CONFIGS / "tiny" / "svae.yaml", ["data.augment=true"])
-
-
-def test_train_run_then_load_run(tiny_cohort, tmp_path):
-    overrides = [f"data.root={tiny_cohort}", "train.max_epochs=2", "data.batch_size=4", "data.val_slices_per_volume=1",
-                 "model.channels=[4,8,8,8]", "model.latent_dim=16", "model.groups=2", "train.log_every_n_steps=1",
-                 "sequence.stack_size=4"]
-    summary = train_run(load_config(CONFIGS / "tiny" / "svae.yaml", overrides), tmp_path / "svae", progress=False)
-    assert summary.epochs == 2 and summary.steps == 4 and summary.best_val_loss is not None
-    config, method = load_run(tmp_path / "svae")
-    assert config.method == "svae" and isinstance(method, SequenceVAE) and method.stack_size == 4
-    saved = load_file(str(tmp_path / "svae" / "model.safetensors"))
-    state = method.state_dict()
-    assert set(saved) == set(state) and all(torch.equal(saved[key], state[key]) for key in saved)
-    volume = np.random.default_rng(0).random((96, 96, 50)).astype(np.float32)
-    assert method.reconstruct(volume).shape == (96, 96, 50)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torchio as tio
 
+from brainuad.checks import check_fraction
+
 
 @dataclass(frozen=True)
 class SliceAugmentation:
@@ -28,8 +30,7 @@ class SliceAugmentation:
     def __post_init__(self) -> None:
         for name in ("blur_p", "bias_field_p", "gamma_p", "ghosting_p"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"SliceAugmentation: {name} must be in [0, 1], got {value!r}")
+            check_fraction(f"SliceAugmentation: {name}", value)
 
     def _transform(self) -> tio.Compose:
         return tio.Compose([

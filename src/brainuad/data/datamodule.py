@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 import lightning as L
 from torch.utils.data import DataLoader
 
+from brainuad.checks import check_int
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
@@ -42,8 +43,7 @@ class HealthySlicesDataModule(L.LightningDataModule):
             raise ValueError(f"modality must be 't1' or 't2', got {modality!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        if isinstance(stack_size, bool) or not isinstance(stack_size, int) or stack_size < 1:
-            raise ValueError(f"stack_size must be a positive integer, got {stack_size!r}")
+        check_int("stack_size", stack_size)
         if stack_size > 1 and augmentation is not None:
             raise ValueError(f"augmentation transforms single slices; pass augmentation=None with "
                              f"stack_size={stack_size!r}")

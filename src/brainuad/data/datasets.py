@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from brainuad.checks import check_int
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.grid import GridVolume
@@ -28,8 +29,7 @@ def _slice_item(volume: GridVolume, start: int, count: int) -> dict[str, torch.T
 
 
 def _check_stack_size(volumes: Sequence[GridVolume], stack_size: int) -> None:
-    if isinstance(stack_size, bool) or not isinstance(stack_size, int) or stack_size < 1:
-        raise ValueError(f"stack_size must be a positive integer, got {stack_size!r}")
+    check_int("stack_size", stack_size)
     shortest = min(volume.image.shape[2] for volume in volumes)
     if stack_size > shortest:
         raise ValueError(f"stack_size {stack_size!r} exceeds the {shortest} axial slices of the shortest volume")

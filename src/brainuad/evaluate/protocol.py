@@ -55,6 +55,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from brainuad.checks import check_int, check_optional_int
 from brainuad.data.cache import GridCache
 from brainuad.data.grid import NormaliseOn
 from brainuad.data.layout import DATASETS, LESION_SETS, resolve_data_root, sets_for_modality
@@ -139,10 +140,8 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
         raise ValueError(f"method must offer anomaly_map(volume), got {type(method).__name__}")
     if modality not in ("t1", "t2"):
         raise ValueError(f"modality must be 't1' or 't2', got {modality!r}")
-    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold <= 4:
-        raise ValueError(f"fold must be an int in 0..4, got {fold!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
+    check_int("fold", fold, 0, 4)
+    check_optional_int("limit", limit)
     if not isinstance(postprocessing, PostProcessing):
         raise ValueError(f"postprocessing must be a PostProcessing, got {type(postprocessing).__name__}")
     chosen_sets = check_sets(sets, modality, name)

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from brainuad.checks import check_fraction
 from brainuad.evaluate.metrics import (
     ConfusionCounts,
     check_mask,
@@ -261,8 +262,7 @@ def false_positive_rate_threshold(voxels: SortedVoxels, rate: float) -> float:
     up to ties): the ``(1 - rate)`` quantile taken as an order statistic. The authors instead take
     the first ROC threshold whose rate *exceeds* ``rate``.
     """
-    if not 0.0 < rate < 1.0:
-        raise ValueError(f"rate must lie in (0, 1), got {rate!r}")
+    check_fraction("rate", rate, open_low=True, open_high=True)
     if voxels.n_positives:
         raise ValueError(f"a false-positive-rate threshold needs a healthy pool, got {voxels.n_positives} "
                          "positive voxels")
@@ -356,8 +356,7 @@ class HealthyFPR(ThresholdStrategy):
     """
 
     def __init__(self, rate: float) -> None:
-        if not 0.0 < rate < 1.0:
-            raise ValueError(f"HealthyFPR rate must lie in (0, 1), got {rate!r}")
+        check_fraction("HealthyFPR rate", rate, open_low=True, open_high=True)
         self.rate = rate
         self.label = f"healthy-fpr-{rate * 100:g}%"
 

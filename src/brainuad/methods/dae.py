@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from brainuad.checks import check_int
 from brainuad.config import RunConfigBase, Section, UNetConfig, execution_field
 from brainuad.image_range import to_model_range
 from brainuad.methods.base import ReconstructionMethod
@@ -42,8 +43,7 @@ class CoarseNoise(NoiseSampler):
     """
 
     def __init__(self, resolution: int = 16, std: float = 0.2) -> None:
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-            raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+        check_int("resolution", resolution)
         if not std > 0:
             raise ValueError(f"std must be > 0, got {std!r}")
         self.resolution = resolution

@@ -24,6 +24,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from brainuad.checks import check_int
 from brainuad.config import AutoencoderConfig, RunConfigBase, Section, TrainConfig
 from brainuad.methods.base import ReconstructionMethod
 from brainuad.methods.components import IMAGE_SIZE, conv_decoder, conv_encoder
@@ -62,8 +63,7 @@ class FAnoGAN(ReconstructionMethod):
             raise ValueError(f"the encoder's image_size ({encoder.image_size}) must equal the critic's "
                              f"({critic.image_size})")
         for name, value in (("gan_epochs", gan_epochs), ("n_critic", n_critic)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, value)
         for name, value in (("gradient_penalty", gradient_penalty), ("feature_weight", feature_weight)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")

@@ -16,6 +16,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from brainuad.checks import check_fraction, check_int
 from brainuad.config import EncoderConfig, RunConfigBase, Section, TrainConfig
 from brainuad.errors import InputError
 from brainuad.image_range import to_model_range
@@ -61,12 +62,9 @@ class SparKPretrainer(nn.Module):
         if isinstance(cell_size, bool) or not isinstance(cell_size, int) or cell_size <= 0 \
                 or cell_size % largest_stride:
             raise ValueError(f"cell_size must be a positive multiple of {largest_stride}, got {cell_size!r}")
-        if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 < mask_ratio < 1:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio!r}")
-        if isinstance(decoder_channels, bool) or not isinstance(decoder_channels, int) or decoder_channels <= 0:
-            raise ValueError(f"decoder_channels must be a positive integer, got {decoder_channels!r}")
+        self.mask_ratio = check_fraction("mask_ratio", mask_ratio, open_low=True, open_high=True)
+        check_int("decoder_channels", decoder_channels)
         self.cell_size = cell_size
-        self.mask_ratio = float(mask_ratio)
         self.body = body
         self.decoder = SparKDecoder(body.stage_channels, body.stage_strides, decoder_channels)
 
@@ -95,8 +93,7 @@ class SparKPretrainer(nn.Module):
         Returns:
             (n, 1, height / cell_size, width / cell_size) bool, True = visible.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_int("n", n)
         count = self.masked_cell_count(height, width)
         rows, columns = height // self.cell_size, width // self.cell_size
         order = torch.rand(n, rows * columns, generator=generator, device=device).argsort(dim=1)

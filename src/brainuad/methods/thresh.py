@@ -28,6 +28,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from brainuad.checks import check_int
 from brainuad.config import RunConfigBase, Section
 from brainuad.data.grid import GridVolume
 from brainuad.methods.base import AnomalyDetector, VolumeLike
@@ -89,8 +90,7 @@ class IntensityThreshold(AnomalyDetector):
         super().__init__()
         if polarity not in ("hyper", "hypo"):
             raise ValueError(f"polarity must be 'hyper' or 'hypo', got {polarity!r}")
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+        check_int("bins", bins, 2)
         if equalisation not in EQUALISATIONS:
             raise ValueError(f"equalisation must be one of {', '.join(EQUALISATIONS)}, got {equalisation!r}")
         self.polarity = polarity

@@ -21,28 +21,25 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from brainuad.checks import check_int
+
 __all__ = ["ConvDecoder", "ConvEncoder", "DownStack", "SliceTransformer", "UpStack"]
 
 
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _check_channels(channels: Sequence[int], groups: int) -> tuple[int, ...]:
-    _check_positive("groups", groups)
+    check_int("groups", groups)
     channels = tuple(channels)
     if not channels:
         raise ValueError("channels must name at least one level, got an empty sequence")
     for width in channels:
-        _check_positive("every entry of channels", width)
+        check_int("every entry of channels", width)
         if width % groups != 0:
             raise ValueError(f"channels entry {width!r} is not divisible by groups={groups!r}")
     return channels
 
 
 def _deepest_size(image_size: int, levels: int) -> int:
-    _check_positive("image_size", image_size)
+    check_int("image_size", image_size)
     if image_size % 2**levels != 0:
         raise ValueError(f"image_size {image_size!r} must be divisible by 2 ** {levels} (one halving per level)")
     return image_size // 2**levels
@@ -66,7 +63,7 @@ class DownStack(nn.Module):
 
     def __init__(self, in_channels: int, channels: Sequence[int], groups: int = 8) -> None:
         super().__init__()
-        _check_positive("in_channels", in_channels)
+        check_int("in_channels", in_channels)
         self.channels = _check_channels(channels, groups)
         self.in_channels = in_channels
         layers: list[nn.Module] = []
@@ -124,7 +121,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, out_dim: int, channels: Sequence[int], image_size: int = 96, in_channels: int = 1,
                  groups: int = 8) -> None:
         super().__init__()
-        _check_positive("out_dim", out_dim)
+        check_int("out_dim", out_dim)
         self.body = DownStack(in_channels, channels, groups)
         self.image_size = image_size
         self.out_dim = out_dim
@@ -158,8 +155,8 @@ class ConvDecoder(nn.Module):
     def __init__(self, latent_dim: int, channels: Sequence[int], image_size: int = 96, out_channels: int = 1,
                  groups: int = 8) -> None:
         super().__init__()
-        _check_positive("latent_dim", latent_dim)
-        _check_positive("out_channels", out_channels)
+        check_int("latent_dim", latent_dim)
+        check_int("out_channels", out_channels)
         reversed_channels = tuple(reversed(_check_channels(channels, groups)))
         self.latent_dim = latent_dim
         self.deepest = _deepest_size(image_size, len(reversed_channels))
@@ -189,7 +186,7 @@ class SliceTransformer(nn.Module):
     def __init__(self, dim: int, stack_size: int, layers: int = 2, heads: int = 4) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("stack_size", stack_size), ("layers", layers), ("heads", heads)):
-            _check_positive(name, value)
+            check_int(name, value)
         if dim % heads != 0:
             raise ValueError(f"dim={dim!r} is not divisible by heads={heads!r}")
         self.dim = dim

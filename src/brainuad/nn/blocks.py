@@ -10,6 +10,8 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brainuad.checks import check_fraction, check_int
+
 __all__ = ["AttentionBlock", "Resample", "ResBlock", "zero_init"]
 
 Resample = Literal["none", "up", "down"]
@@ -24,15 +26,9 @@ def zero_init(module: nn.Module) -> nn.Module:
 
 
 def _check_channels(name: str, channels: int, groups: int) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {channels!r}")
+    check_int(name, channels)
     if channels % groups != 0:
         raise ValueError(f"{name}={channels!r} is not divisible by groups={groups!r}")
-
-
-def _check_groups(groups: int) -> None:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-        raise ValueError(f"groups must be a positive integer, got {groups!r}")
 
 
 def _check_feature_map(x: Tensor, channels: int) -> None:
@@ -79,13 +75,11 @@ class ResBlock(nn.Module):
         resample: Resample = "none",
     ) -> None:
         super().__init__()
-        _check_groups(groups)
+        check_int("groups", groups)
         _check_channels("in_channels", in_channels, groups)
         _check_channels("out_channels", out_channels, groups)
-        if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or emb_dim <= 0:
-            raise ValueError(f"emb_dim must be a positive integer, got {emb_dim!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_int("emb_dim", emb_dim)
+        check_fraction("dropout", dropout, open_high=True)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.emb_dim = emb_dim
@@ -135,14 +129,9 @@ class AttentionBlock(nn.Module):
 
     def __init__(self, channels: int, head_channels: int = 64, groups: int = 32) -> None:
         super().__init__()
-        _check_groups(groups)
+        check_int("groups", groups)
         _check_channels("channels", channels, groups)
-        if (
-            isinstance(head_channels, bool)
-            or not isinstance(head_channels, int)
-            or head_channels <= 0
-        ):
-            raise ValueError(f"head_channels must be a positive integer, got {head_channels!r}")
+        check_int("head_channels", head_channels)
         if channels % head_channels != 0:
             raise ValueError(
                 f"channels={channels!r} is not divisible by head_channels={head_channels!r}"

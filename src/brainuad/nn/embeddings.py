@@ -19,6 +19,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from brainuad.checks import check_int
+
 __all__ = [
     "MLP",
     "Conditioning",
@@ -27,11 +29,6 @@ __all__ = [
     "TimeEmbedding",
     "timestep_embedding",
 ]
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -51,7 +48,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     """
     if t.ndim != 1:
         raise ValueError(f"t must have shape (N,), got shape {tuple(t.shape)!r}")
-    _check_positive("dim", dim)
+    check_int("dim", dim)
     if dim % 2 != 0:
         raise ValueError(f"dim must be even, got {dim!r}")
     if not max_period > 0:
@@ -75,8 +72,8 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        _check_positive("in_dim", in_dim)
-        _check_positive("out_dim", out_dim)
+        check_int("in_dim", in_dim)
+        check_int("out_dim", out_dim)
         self.in_dim = in_dim
         self.out_dim = out_dim
         self.fc1 = nn.Linear(in_dim, out_dim)
@@ -98,7 +95,7 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, sinusoid_dim: int, out_dim: int) -> None:
         super().__init__()
-        _check_positive("sinusoid_dim", sinusoid_dim)
+        check_int("sinusoid_dim", sinusoid_dim)
         if sinusoid_dim % 2 != 0:
             raise ValueError(f"sinusoid_dim must be even, got {sinusoid_dim!r}")
         self.sinusoid_dim = sinusoid_dim
@@ -166,7 +163,7 @@ class TimeContextConditioning(Conditioning):
         self, time_embedding: TimeEmbedding, context_dim: int, context_mlp: MLP | None
     ) -> None:
         super().__init__()
-        _check_positive("context_dim", context_dim)
+        check_int("context_dim", context_dim)
         if context_mlp is not None and context_mlp.in_dim != context_dim:
             raise ValueError(
                 f"context_mlp.in_dim must equal context_dim={context_dim!r}, "

@@ -17,6 +17,8 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brainuad.checks import check_int
+
 __all__ = ["BasicBlock", "Bottleneck", "ImageEncoder", "ResNetBody"]
 
 Depth = Literal[18, 34, 50]
@@ -180,9 +182,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, depth: Depth = 50, out_dim: int = 128) -> None:
         super().__init__()
-        if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim <= 0:
-            raise ValueError(f"out_dim must be a positive integer, got {out_dim!r}")
-        self.out_dim = out_dim
+        self.out_dim = check_int("out_dim", out_dim)
         self.body = ResNetBody(depth)
         self.head = nn.Linear(self.body.out_channels, out_dim)
 

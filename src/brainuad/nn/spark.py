@@ -37,6 +37,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from brainuad.checks import check_int
 from brainuad.nn.encoders import ResNetBody
 
 __all__ = [
@@ -215,8 +216,7 @@ class SparKDecoder(nn.Module):
 
     def __init__(self, stage_channels: Sequence[int], stage_strides: Sequence[int], width: int = 64) -> None:
         super().__init__()
-        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
+        check_int("width", width)
         if not stage_channels or len(stage_channels) != len(stage_strides):
             raise ValueError(f"stage_channels and stage_strides must be non-empty and of equal length, got "
                              f"{tuple(stage_channels)!r} and {tuple(stage_strides)!r}")

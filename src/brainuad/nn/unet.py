@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from brainuad.checks import check_fraction, check_int, check_optional_int
 from brainuad.nn.blocks import AttentionBlock, Resample, ResBlock, zero_init
 from brainuad.nn.embeddings import (
     MLP,
@@ -18,11 +19,6 @@ from brainuad.nn.embeddings import (
 )
 
 __all__ = ["UNet"]
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class UNet(nn.Module):
@@ -92,18 +88,18 @@ class UNet(nn.Module):
         time_embed_dim: int | None = None,
     ) -> None:
         super().__init__()
-        _check_positive("in_channels", in_channels)
-        _check_positive("out_channels", out_channels)
-        _check_positive("base_channels", base_channels)
+        check_int("in_channels", in_channels)
+        check_int("out_channels", out_channels)
+        check_int("base_channels", base_channels)
         if base_channels % 2 != 0:
             raise ValueError(f"base_channels must be even, got {base_channels!r}")
         if len(channel_mult) == 0:
             raise ValueError(f"channel_mult must not be empty, got {channel_mult!r}")
         for multiplier in channel_mult:
-            _check_positive("channel_mult entries", multiplier)
-        _check_positive("num_res_blocks", num_res_blocks)
-        _check_positive("attention_head_channels", attention_head_channels)
-        _check_positive("groups", groups)
+            check_int("channel_mult entries", multiplier)
+        check_int("num_res_blocks", num_res_blocks)
+        check_int("attention_head_channels", attention_head_channels)
+        check_int("groups", groups)
         channels = [base_channels * multiplier for multiplier in channel_mult]
         for level, level_channels in enumerate(channels):
             if level_channels % groups != 0:
@@ -116,14 +112,11 @@ class UNet(nn.Module):
                 f"middle block channels {channels[-1]!r} are not divisible by "
                 f"attention_head_channels={attention_head_channels!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if context_dim is not None:
-            _check_positive("context_dim", context_dim)
+        check_fraction("dropout", dropout, open_high=True)
+        check_optional_int("context_dim", context_dim)
         if context_mlp and context_dim is None:
             raise ValueError("context_mlp=True requires a context_dim, got context_dim=None")
-        if time_embed_dim is not None:
-            _check_positive("time_embed_dim", time_embed_dim)
+        check_optional_int("time_embed_dim", time_embed_dim)
 
         self.in_channels = in_channels
         self.out_channels = out_channels

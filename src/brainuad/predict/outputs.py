@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from brainuad.atomic import atomic_path
+from brainuad.checks import check_int
 from brainuad.data.io import write_image
 from brainuad.errors import InputError
 
@@ -74,8 +75,7 @@ def write_overview(result: PredictionResult, path: str | Path, slices: int = _OV
         Figure,  # no pyplot: no global state, safe outside the main thread
     )
 
-    if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
-        raise ValueError(f"slices must be an int >= 1, got {slices!r}")
+    check_int("slices", slices)
     path = Path(path)
     maps = result.grid
     picks = _overview_slices(maps, slices)

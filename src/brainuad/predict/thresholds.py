@@ -5,11 +5,11 @@ validation threshold ``brainuad evaluate`` stored in the run (read through
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from brainuad.checks import check_number
 from brainuad.errors import InputError
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.run_thresholds import (
@@ -37,15 +37,10 @@ class ThresholdChoice:
     origin: str
 
     def __post_init__(self) -> None:
-        _check_threshold("ThresholdChoice value", self.value)
+        check_number("ThresholdChoice value", self.value, 0)
         if not isinstance(self.postprocessing, PostProcessing):
             raise ValueError(f"ThresholdChoice postprocessing must be a PostProcessing, got "
                              f"{type(self.postprocessing).__name__}")
-
-
-def _check_threshold(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _stored_choice(records: Sequence[RunThreshold], dataset: str | None, where: Path, how: str) -> ThresholdChoice:
@@ -84,8 +79,7 @@ def resolve_threshold(run_dir: str | Path, *, threshold: float | None = None,
         if threshold_from is not None or dataset is not None:
             raise ValueError(f"threshold={threshold!r} is a value: give it without threshold_from "
                              f"({threshold_from!r}) and dataset ({dataset!r})")
-        _check_threshold("threshold", threshold)
-        return ThresholdChoice(float(threshold), PostProcessing(), "given explicitly; paper post-processing")
+        return ThresholdChoice(check_number("threshold", threshold, 0), PostProcessing(), "given explicitly; paper post-processing")
     if threshold_from is not None:
         records = summary_thresholds(threshold_from, run_dir)
         if not records:

@@ -24,6 +24,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable, Generic, Sequence, TypeVar
 
+from brainuad.checks import check_int
 from brainuad.errors import BrainUADError
 
 Job = TypeVar("Job")
@@ -83,8 +84,7 @@ def run_jobs(jobs: Sequence[NamedJob[Job]], work: Callable[[Job], None], *, work
     """
     from tqdm import tqdm
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"run_jobs: workers must be an integer >= 1, got {workers!r}")
+    check_int("run_jobs: workers", workers)
     names = [named.name for named in jobs]
     if len(set(names)) != len(names):
         raise ValueError("run_jobs: job names must be unique")

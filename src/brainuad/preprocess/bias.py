@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from brainuad.checks import check_int
 from brainuad.preprocess.resample import Grid
 
 
@@ -41,8 +42,7 @@ class N4Correction:
     def __post_init__(self) -> None:
         for name in ("levels", "iterations", "shrink"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"N4Correction: {name} must be an integer >= 1, got {value!r}")
+            check_int(f"N4Correction: {name}", value, allow_numpy=True)
         if not self.tolerance > 0:
             raise ValueError(f"N4Correction: tolerance must be > 0, got {self.tolerance!r}")
         if isinstance(self.control_points, bool) or self.control_points < 4:

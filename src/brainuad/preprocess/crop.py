@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from brainuad.checks import check_int
+
 PREPARED_SHAPE: tuple[int, int, int] = (192, 192, 160)
 """(I, J, K) voxels of a prepared volume (the authors' preprocessed archive)."""
 
@@ -88,8 +90,7 @@ class BrainCrop:
     margin: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, np.integer)) or self.margin < 0:
-            raise ValueError(f"BrainCrop: margin must be an integer >= 0, got {self.margin!r}")
+        check_int("BrainCrop: margin", self.margin, 0, allow_numpy=True)
 
     def window(self, mask: np.ndarray) -> Window:
         """The box around the brain ``mask`` (I, J, K) bool."""

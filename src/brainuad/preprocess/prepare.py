@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from brainuad.atomic import write_text
+from brainuad.checks import check_int
 from brainuad.data.io import write_image
 from brainuad.data.layout import (
     DATASETS,
@@ -269,8 +270,7 @@ def prepare_dataset(dataset_id: str, src: str | Path, out: str | Path, *, pipeli
     """
     if dataset_id not in DATASETS:
         raise ValueError(f"unknown data set {dataset_id!r}; choose one of {', '.join(DATASETS)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_int("workers", workers)
     if splits not in SPLIT_SCHEMES:
         raise ValueError(f"splits must be one of {', '.join(SPLIT_SCHEMES)}, got {splits!r}")
     started = time.perf_counter()

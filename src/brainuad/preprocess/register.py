@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from brainuad.checks import check_fraction
 from brainuad.data.io import read_image
 from brainuad.preprocess.resample import (
     Grid,
@@ -228,8 +229,7 @@ class RegistrationSettings:
             raise ValueError(f"RegistrationSettings: working_spacing_mm must be > 0, got {self.working_spacing_mm!r}")
         if isinstance(self.iterations, bool) or self.iterations < 1:
             raise ValueError(f"RegistrationSettings: iterations must be >= 1, got {self.iterations!r}")
-        if not 0 < self.sampling <= 1:
-            raise ValueError(f"RegistrationSettings: sampling must be in (0, 1], got {self.sampling!r}")
+        check_fraction("RegistrationSettings: sampling", self.sampling, open_low=True)
         if self.bins < 4:
             raise ValueError(f"RegistrationSettings: bins must be >= 4, got {self.bins!r}")
         if self.mask_margin_mm < 0:

@@ -28,6 +28,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 from scipy import ndimage
 
+from brainuad.checks import check_fraction
 from brainuad.errors import BrainUADError
 from brainuad.preprocess.resample import Grid
 
@@ -83,8 +84,7 @@ class DeepBet:
     needs_atlas_mask: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"DeepBet: threshold must be in (0, 1), got {self.threshold!r}")
+        check_fraction("DeepBet: threshold", self.threshold, open_low=True, open_high=True)
 
     def brain_mask(self, image: np.ndarray, grid: Grid, atlas_mask: np.ndarray | None) -> np.ndarray:
         import nibabel as nib
@@ -133,8 +133,7 @@ class NoStrip:
     needs_atlas_mask: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not 0 <= self.relative_threshold < 1:
-            raise ValueError(f"NoStrip: relative_threshold must be in [0, 1), got {self.relative_threshold!r}")
+        check_fraction("NoStrip: relative_threshold", self.relative_threshold, open_high=True)
 
     def brain_mask(self, image: np.ndarray, grid: Grid, atlas_mask: np.ndarray | None) -> np.ndarray:
         positive = image[image > 0]

@@ -27,6 +27,7 @@ import numpy as np
 
 from brainuad.version import __version__
 from brainuad.atomic import write_text
+from brainuad.checks import check_int
 from brainuad.data.io import write_image
 from brainuad.data.layout import (
     DATASETS,
@@ -151,10 +152,8 @@ def check_generation_arguments(size: str, seed: int, workers: int) -> None:
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_int("seed", seed, 0, allow_numpy=True)
+    check_int("workers", workers, allow_numpy=True)
 
 
 def synthesize_cohort(out: str | Path, *, size: SizeName = "small", seed: int = 0, workers: int = 1,

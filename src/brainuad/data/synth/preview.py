@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from brainuad.atomic import atomic_path
+from brainuad.checks import check_int
 from brainuad.data.io import read_image
 from brainuad.data.layout import DATASETS, data_file, load_split, resolve_data_root
 from brainuad.errors import InputError
@@ -36,8 +37,7 @@ def write_preview(root: str | Path, path: str | Path | None = None, *, per_set: 
         ValueError: ``per_set`` < 1.
         InputError: no data set of the directory has a test split to show.
     """
-    if isinstance(per_set, bool) or not isinstance(per_set, int) or per_set < 1:
-        raise ValueError(f"per_set must be an integer >= 1, got {per_set!r}")
+    check_int("per_set", per_set)
     root = resolve_data_root(root)
     path = root / "preview.png" if path is None else Path(path)
     rows = []

@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from brainuad.version import __version__
 from brainuad.atomic import write_text
+from brainuad.checks import check_optional_int
 from brainuad.data.io import write_image
 from brainuad.data.layout import DATASETS
 from brainuad.data.synth.cohort import (
@@ -509,8 +510,7 @@ def synthesize_raw(out: str | Path, *, size: SizeName = "small", seed: int = 0, 
     unknown = [name for name in chosen if name not in PROFILES]
     if unknown or not chosen:
         raise ValueError(f"datasets must name some of {', '.join(PROFILES)}, got {datasets!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"limit must be an integer >= 1 or None, got {limit!r}")
+    check_optional_int("limit", limit, allow_numpy=True)
     if not coarsen >= 1.0:
         raise ValueError(f"coarsen must be >= 1, got {coarsen!r}")
     started = time.perf_counter()
