@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo
 
-.PHONY: install test demo clean
+.PHONY: install lint test demo clean
 
 $(BIN)/brainuad: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,15 @@ $(BIN)/brainuad: pyproject.toml
 
 install: $(BIN)/brainuad
 
-test: install
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src/brainuad
+
+test: lint
 	$(BIN)/pytest -q -n 2 --dist loadscope
 
 demo: install
 	$(BIN)/brainuad demo --out $(DEMO_OUT)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

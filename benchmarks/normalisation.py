@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from brainuad.config import packaged_config
-from brainuad.methods.registry import load_config
 from brainuad.data.grid import NORMALISE_ON, to_model_grid
 from brainuad.data.layout import split_subjects
 from brainuad.data.synth.cohort import synthesize_cohort
 from brainuad.data.volume import Volume
 from brainuad.evaluate.runs import evaluate_runs
+from brainuad.methods.registry import load_config
 from brainuad.train import train_run
 
 EQUALISATIONS = ("per_scan", "healthy_fit")

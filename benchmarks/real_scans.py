@@ -59,11 +59,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainuad.run_directory import CONFIG_FILE, WEIGHTS_FILE
 from brainuad.config import packaged_config
-from brainuad.methods.registry import load_config
 from brainuad.errors import InputError
 from brainuad.evaluate.run_thresholds import RUN_THRESHOLDS_FILE
+from brainuad.methods.registry import load_config
 from brainuad.predict import (
     Detector,
     PreparedScan,
@@ -75,6 +74,7 @@ from brainuad.preprocess.prepare import default_pipeline
 from brainuad.preprocess.register import Atlas
 from brainuad.preprocess.resample import Grid, resample
 from brainuad.preprocess.skullstrip import skull_stripper
+from brainuad.run_directory import CONFIG_FILE, WEIGHTS_FILE
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 BRAIN_ML_RANGE = (900.0, 2000.0)
@@ -170,8 +170,8 @@ def find_scans(data: Path, limit: int | None) -> list[Scan]:
     glioma = sorted((data / "tcia-glioma-raw").glob("*_t2.nii.gz"))
     for path in glioma:
         subject = path.name[: -len("_t2.nii.gz")]
-        scans += [Scan(f"{subject} {modality.upper()}", "glioma", modality, path.with_name(f"{subject}_{modality}.nii.gz"),
-                       "deepbet") for modality in ("t2", "t1")]
+        scans += [Scan(f"{subject} {modality.upper()}", "glioma", modality,
+                       path.with_name(f"{subject}_{modality}.nii.gz"), "deepbet") for modality in ("t2", "t1")]
     for folder in ("ixi-t1-2mm", "mslub-mni", "tcia-glioma-raw"):
         if not (data / folder).is_dir():
             print(f"note: {data / folder} not found, its scans are left out")

@@ -16,8 +16,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from brainuad.methods.registry import parse_config
-from brainuad.methods.registry import build_detector
+from brainuad.methods.registry import build_detector, parse_config
 
 
 def forward_flops(method, size: int) -> float:

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 
 from brainuad.config import apply_overrides, dump_config, execution_keys
+from brainuad.errors import ConfigError
 from brainuad.methods.cddpm import CDDPMRunConfig
 from brainuad.methods.ddpm import DDPMRunConfig
 from brainuad.methods.registry import METHODS, SPECS, load_config, parse_config
-from brainuad.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

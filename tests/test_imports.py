@@ -14,8 +14,9 @@ TIERS = (
     ("atomic", "lock", "config"),
     ("weights", "noise", "nn", "data"),
     ("preprocess", "methods"),
-    ("run_directory", "training_check"),
+    ("run_directory",),
     ("evaluate",),
+    ("training_check",),
     ("train", "predict"),
     ("demo", ""),  # "": the package's own __init__ (its lazy load_detector)
     ("cli",),

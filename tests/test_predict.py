@@ -383,9 +383,9 @@ def test_raw_scans_are_preprocessed_and_mapped_back_onto_their_grid(trained_ddpm
     assert (tmp_path / "clinical_t2_overview.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("arguments, message", [(["--atlas", "atlas.nii.gz"], "add --raw"),
-                                                (["--raw", "--skull-strip", "bet"], "got 'bet'"),
-                                                (["--raw", "--atlas-mask", "mask.nii.gz"], "--atlas-mask needs --atlas")])
+@pytest.mark.parametrize("arguments, message", [
+    (["--atlas", "atlas.nii.gz"], "add --raw"), (["--raw", "--skull-strip", "bet"], "got 'bet'"),
+    (["--raw", "--atlas-mask", "mask.nii.gz"], "--atlas-mask needs --atlas")])
 def test_raw_options_are_checked(run_copy, tmp_path, arguments, message):
     result, output = run_command(run_copy, tmp_path, "--out", tmp_path / "out", "--threshold", 0.1, *arguments)
     assert result.exit_code == 2 and message in output

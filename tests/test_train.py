@@ -10,9 +10,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from brainuad.cli import app
-from brainuad.methods.registry import load_config, parse_config
 from brainuad.errors import ConfigError
-from brainuad.methods.registry import build_detector
+from brainuad.methods.registry import build_detector, load_config, parse_config
 from brainuad.train import train_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

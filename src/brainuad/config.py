@@ -19,8 +19,8 @@ value is parsed as YAML (``true``, ``1e-4``, ``[250, 500, 750]``, ``null``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -107,7 +107,8 @@ class TrainConfig(Section):
     strategy: Literal["auto", "ddp", "ddp_spawn"] = execution_field("auto")
     check_val_every_n_epoch: int = Field(1, ge=1)
     log_every_n_steps: int = execution_field(10, ge=1)
-    channels_last: bool = execution_field(True, description="channels-last memory format (faster convolutions on CPU and GPU)")
+    channels_last: bool = execution_field(True, description="channels-last memory format (faster convolutions on CPU "
+                                                            "and GPU)")
 
 
 class NoiseConfig(Section):

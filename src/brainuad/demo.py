@@ -29,10 +29,10 @@ from brainuad.data.synth import synthesize_cohort
 from brainuad.data.synth.cohort import MARKER
 from brainuad.data.validate import validate_data_dir
 from brainuad.errors import BrainUADError
-from brainuad.evaluate.runs import evaluate_runs
-from brainuad.methods.registry import load_config, spec_of
 from brainuad.evaluate.results import EvaluationSummary
+from brainuad.evaluate.runs import evaluate_runs
 from brainuad.lock import FolderLock
+from brainuad.methods.registry import load_config, spec_of
 from brainuad.train import SUMMARY_FILE, train_run
 
 DEMO_METHODS = ("cddpm", "ddpm", "thresh")
@@ -160,8 +160,8 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
                       "train.lr_schedule=cosine",
                       f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if spec_of(method).training != "fit" \
                 else []
-            config = load_config(packaged_config(f"tiny/{method}"),
-                                 [f"data.root={data}", "data.modality=t2", "data.fold=0", f"train.seed={seed}", *budget])
+            config = load_config(packaged_config(f"tiny/{method}"), [f"data.root={data}", "data.modality=t2",
+                                                                    "data.fold=0", f"train.seed={seed}", *budget])
             say(f"[2/4] training {method} into {run_dir}" + (f" ({_budget_words(steps, minutes)})" if budget else ""))
             with _quiet_lightning():
                 summary = train_run(config, run_dir, progress=progress)

@@ -75,7 +75,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[A
         missing, unexpected = method.load_state_dict(state, strict=False)
     except RuntimeError as error:  # a tensor of the wrong shape
         raise InputError(weights, f"weights do not fit the configured {config.method}: "
-                         f"{str(error).splitlines()[-1].strip()}", f"was {CONFIG_FILE} edited after training?") from None
+                         f"{str(error).splitlines()[-1].strip()}",
+                         f"was {CONFIG_FILE} edited after training?") from None
     if missing or unexpected:
         raise InputError(weights, f"weights do not fit the configured {config.method} "
                          f"(missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, "

@@ -361,7 +361,8 @@ def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary
         trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None, weights_only=True)
     except pickle.UnpicklingError as error:
         raise InputError(last, f"holds objects other than tensors and plain values, so it is not loaded ({error})",
-                         "a checkpoint brainuad wrote never does: delete it (and checkpoints/) to train afresh") from None
+                         "a checkpoint brainuad wrote never does: delete it (and checkpoints/) to train afresh") \
+            from None
     state = _best_state(checkpoint, module)
     best = checkpoint.best_model_score
     summary = TrainingSummary(

@@ -15,8 +15,9 @@ import torch
 
 from brainuad.atomic import atomic_path
 from brainuad.data.grid import GridVolume
-from brainuad.methods.ddpm import DDPM
+from brainuad.evaluate.reconstruction import peak_signal_noise_ratio
 from brainuad.image_range import to_image_range, to_model_range
+from brainuad.methods.ddpm import DDPM
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,6 @@ class DiffusionCheck:
     slices: int
     psnr_noised_db: float
     psnr_reconstruction_db: float
-
-
-def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1], pooled over all pixels."""
-    mse = torch.mean((reference.double() - estimate.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
 def _brain_slices(volumes: Sequence[GridVolume], per_volume: int) -> torch.Tensor:
@@ -61,10 +56,12 @@ def diffusion_check(method: DDPM, volumes: Sequence[GridVolume], figure: Path | 
     generator = torch.Generator(device=method.device).manual_seed(seed)
     x0 = to_model_range(images)
     t = torch.full((len(images),), level, device=images.device, dtype=torch.long)
-    noise = method.noise.sample(tuple(x0.shape), device=x0.device, generator=generator)
+    n, c, h, w = x0.shape
+    noise = method.noise.sample((n, c, h, w), device=x0.device, generator=generator)
     noised = to_image_range(method.schedule.q_sample(x0, t, noise))
     reconstruction = method.reconstruct_at(images, (level,), generator)
-    check = DiffusionCheck(level, len(images), psnr(images, noised), psnr(images, reconstruction))
+    check = DiffusionCheck(level, len(images), peak_signal_noise_ratio(images.cpu().numpy(), noised.cpu().numpy()),
+                           peak_signal_noise_ratio(images.cpu().numpy(), reconstruction.cpu().numpy()))
     if figure is not None:
         _save_examples(figure, images, noised, reconstruction, check)
     return check

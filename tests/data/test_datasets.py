@@ -6,7 +6,7 @@ import torch
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
-from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset, VolumeDataset
+from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
 from brainuad.data.layout import split_subjects
 
 
@@ -67,10 +67,3 @@ def test_datamodule_batches(tiny_cohort):
     batch = next(iter(data.train_dataloader()))
     assert batch["image"].shape == (4, 1, 96, 96)
     assert sum(len(b["image"]) for b in data.val_dataloader()) == 6
-
-
-def test_volume_dataset(tiny_cohort):
-    subjects = split_subjects(tiny_cohort, "mslub", "test")
-    dataset = VolumeDataset(subjects, GridCache())
-    volume = dataset[1]
-    assert volume.name == subjects[1].name and volume.seg.shape == (96, 96, 50) and volume.seg.any()

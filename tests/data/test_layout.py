@@ -48,7 +48,8 @@ def test_dataset_registry():
 
 
 def test_split_csv_round_trip(tmp_path):
-    records = [SplitRecord("IXI-1", 35.5, 0, "/Train/ixi/t1/IXI-1_t1.nii.gz", "/Train/ixi/mask/IXI-1_mask.nii.gz", None),
+    records = [SplitRecord("IXI-1", 35.5, 0, "/Train/ixi/t1/IXI-1_t1.nii.gz", "/Train/ixi/mask/IXI-1_mask.nii.gz",
+                           None),
                SplitRecord("B-1", None, 1, "/Test/Brats21/t2/B-1_t2.nii.gz", "/Test/Brats21/mask/B-1_mask.nii.gz",
                            "/Test/Brats21/seg/B-1_seg.nii.gz")]
     path = write_split_csv(tmp_path / "s.csv", records)

@@ -26,9 +26,10 @@ from brainuad.data.synth import (
     synthesize_cohort,
     write_preview,
 )
-from brainuad.data.synth.cohort import MARKER, _prepare, _run, _Task
+from brainuad.data.synth.cohort import MARKER, _prepare, _Task, _write_subject
 from brainuad.data.synth.fields import smooth_noise
 from brainuad.data.synth.lesions import TumourModel
+from brainuad.data.synth.parallel import map_subjects
 from brainuad.data.synth.shapes import Ellipsoid, Grown, grow, largest_component, skewed
 from brainuad.data.synth.subjects import AGES
 from brainuad.data.synth.template import reference_anatomy
@@ -252,7 +253,7 @@ def test_same_seed_same_subject_other_seed_or_index_other_subject():
 
 def test_worker_processes_write_the_same_files(tiny_cohort, tmp_path):
     tasks = [_Task(str(tmp_path), "mslub", 1, 0), _Task(str(tmp_path), "wmh", 0, 0)]
-    written = _run(tasks, workers=2, progress=False)
+    written = map_subjects(_write_subject, tasks, 2, progress=False, description="test")
     assert sorted((w.dataset_id, w.index) for w in written) == [("mslub", 1), ("wmh", 0)]
     files = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*.nii.gz"))
     assert len(files) == 6

@@ -3,13 +3,13 @@ import csv
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import replace_file
 from typer.testing import CliRunner
 
 from brainuad.cli import app
 from brainuad.data.io import read_image, write_image
 from brainuad.data.layout import read_split_csv, write_split_csv
 from brainuad.data.validate import validate_data_dir
-from helpers import replace_file
 
 
 def first_row(root, csv_name):

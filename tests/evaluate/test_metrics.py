@@ -6,7 +6,6 @@ from brainuad.evaluate.metrics import (
     ConfusionCounts,
     ScoreHistogram,
     confusion_counts,
-    dice_score,
     ranking_scores,
     score_volume,
 )
@@ -61,20 +60,20 @@ def test_confusion_counts_named_against_sklearn():
 def test_dice_values_and_empty_rule():
     target = np.zeros((4, 4, 4), bool)
     prediction = np.zeros_like(target)
-    assert np.isnan(dice_score(prediction, target))  # both empty: excluded (nan)
+    assert np.isnan(confusion_counts(prediction, target).dice)  # both empty: excluded (nan)
     prediction[0, 0, :2] = True
-    assert dice_score(prediction, target) == 0.0  # empty target, false positives: counted as 0
+    assert confusion_counts(prediction, target).dice == 0.0  # empty target, false positives: counted as 0
     target[0, 0, 1:4] = True
-    assert dice_score(prediction, target) == pytest.approx(2 * 1 / (2 + 3))
-    assert dice_score(np.zeros_like(target), target) == 0.0
-    assert dice_score(target, target) == 1.0
+    assert confusion_counts(prediction, target).dice == pytest.approx(2 * 1 / (2 + 3))
+    assert confusion_counts(np.zeros_like(target), target).dice == 0.0
+    assert confusion_counts(target, target).dice == 1.0
 
 
 def test_score_volume_combines_the_metrics():
     scores, lesion, _ = _lesion_volume(np.random.default_rng(5))
     prediction = scores > 0.15
     result = score_volume(prediction, lesion, scores)
-    assert result.dice == dice_score(prediction, lesion)
+    assert result.dice == confusion_counts(prediction, lesion).dice
     assert result.counts == confusion_counts(prediction, lesion)
     assert result.average_precision == ranking_scores(scores, lesion).average_precision
 
@@ -117,7 +116,7 @@ def test_invalid_inputs():
     with pytest.raises(ValueError, match="floating"):
         ranking_scores(labels.astype(int), labels)
     with pytest.raises(ValueError, match="shape mismatch"):
-        dice_score(labels, labels[:2])
+        confusion_counts(labels, labels[:2]).dice
     with pytest.raises(ValueError, match="boolean"):
         confusion_counts(scores, labels)
     with pytest.raises(ValueError, match="low < high"):

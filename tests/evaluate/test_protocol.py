@@ -10,22 +10,21 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from brainuad.run_directory import write_config
-from brainuad.weights import save_weights
 from brainuad.cli.evaluate import evaluate, split_list
-from brainuad.methods.registry import load_config
 from brainuad.data.grid import MODEL_GRID_SHAPE
 from brainuad.data.layout import split_subjects
 from brainuad.errors import InputError
 from brainuad.evaluate import engine, run_thresholds
-from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.outputs import write_evaluation
+from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.protocol import evaluate_method
+from brainuad.evaluate.results import EvaluationSummary
 from brainuad.evaluate.rules import postprocessing_variants, threshold_rules
 from brainuad.evaluate.runs import evaluate_runs, summarise
-from brainuad.evaluate.results import EvaluationSummary
 from brainuad.evaluate.tables import build_tables
-from brainuad.methods.registry import build_detector
+from brainuad.methods.registry import build_detector, load_config
+from brainuad.run_directory import write_config
+from brainuad.weights import save_weights
 
 LESION_STRENGTH = 0.3
 
@@ -408,8 +407,8 @@ def test_where_and_how_a_run_executed_does_not_split_folds():
     """Runs that differ in execution settings only (data directory, batch sizes at test time,
     memory format) are folds of one model; a model setting makes another model."""
     from brainuad.config import packaged_config
-    from brainuad.methods.registry import load_config
     from brainuad.evaluate.runs import _model_settings
+    from brainuad.methods.registry import load_config
 
     def settings(method, *overrides):
         return _model_settings(load_config(packaged_config(f"tiny/{method}"), list(overrides)))

@@ -4,8 +4,8 @@ import re
 from evaluate.test_tables import make_run, make_summary
 from matplotlib.figure import Figure
 
-from brainuad.evaluate.runs import summarise
 from brainuad.evaluate.report import figure_data_uri, render_report
+from brainuad.evaluate.runs import summarise
 from brainuad.evaluate.tables import build_tables
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ from scipy import stats
 
 from brainuad.evaluate.metrics import ConfusionCounts
 from brainuad.evaluate.postprocess import PostProcessing
-from brainuad.evaluate.runs import summarise
+from brainuad.evaluate.reconstruction import LesionL1
 from brainuad.evaluate.results import (
     ExampleSlice,
     HealthyResult,
@@ -25,7 +25,7 @@ from brainuad.evaluate.results import (
     SweepPoint,
     ThresholdedScores,
 )
-from brainuad.evaluate.reconstruction import LesionL1
+from brainuad.evaluate.runs import summarise
 from brainuad.evaluate.statistics import mean_std
 from brainuad.evaluate.tables import (
     Cell,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from brainuad.evaluate.metrics import dice_score
+from brainuad.evaluate.metrics import confusion_counts
 from brainuad.evaluate.thresholds import (
     HealthyFPR,
     Oracle,
@@ -23,7 +23,7 @@ def _pool(scores, labels=None, mask=None, dtype=np.float32):
 def _brute_force(scores, labels):
     """Dice of ``scores > t`` at every unique value and just below the minimum."""
     candidates = np.concatenate([[np.nextafter(scores.min(), -np.inf)], np.unique(scores)])
-    dice = np.array([dice_score(scores > t, labels) for t in candidates])
+    dice = np.array([confusion_counts(scores > t, labels).dice for t in candidates])
     return candidates, dice
 
 
@@ -37,7 +37,7 @@ def test_exact_threshold_equals_brute_force_with_ties_and_zeros(seed, zero_fract
     labels[:3] = True
     candidates, dice = _brute_force(scores, labels)
     value = exact_dice_threshold(_pool(scores, labels).sorted())
-    assert dice_score(scores > value, labels) == dice.max()
+    assert confusion_counts(scores > value, labels).dice == dice.max()
     assert value == candidates[np.argmax(dice)]  # the smallest maximiser
 
 
@@ -45,7 +45,7 @@ def test_everything_positive_can_be_optimal():
     scores = np.array([0.0, 0.0, 0.2, 0.3], np.float32)
     labels = np.array([True, True, True, False])
     value = exact_dice_threshold(_pool(scores, labels).sorted())
-    assert value < 0 and dice_score(scores > value, labels) == pytest.approx(6 / 7)
+    assert value < 0 and confusion_counts(scores > value, labels).dice == pytest.approx(6 / 7)
 
 
 def test_threshold_record_reports_dice_and_counts_on_the_pool():
@@ -54,7 +54,7 @@ def test_threshold_record_reports_dice_and_counts_on_the_pool():
     labels = scores + rng.normal(0, 0.2, scores.shape) > 0.8
     result = ValDice().select(_pool(scores, labels))
     assert result.strategy == "val-dice"
-    assert result.dice == dice_score(scores > result.value, labels)
+    assert result.dice == confusion_counts(scores > result.value, labels).dice
     assert result.counts.tp + result.counts.fp == np.count_nonzero(scores > result.value)
     assert Oracle().select(_pool(scores, labels)).strategy == "oracle"
 

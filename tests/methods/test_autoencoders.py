@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from brainuad.methods.registry import parse_config
 from brainuad.methods.autoencoders import Autoencoder, DeterministicLatent, GaussianLatent, gaussian_kl
+from brainuad.methods.registry import parse_config
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -7,13 +7,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from brainuad.methods.registry import parse_config
 from brainuad.errors import ConfigError
-from brainuad.methods.fanogan import FAnoGAN
+from brainuad.methods.fanogan import WGAN_BETAS, FAnoGAN
+from brainuad.methods.registry import parse_config
+from brainuad.methods.spec import OptimizerSettings
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder
 from brainuad.nn.discriminators import Critic
-from brainuad.methods.fanogan import WGAN_BETAS
-from brainuad.methods.spec import OptimizerSettings
 from brainuad.train import AdversarialTrainingModule
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

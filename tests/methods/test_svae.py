@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from brainuad.methods.registry import load_config
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
@@ -12,6 +11,7 @@ from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
 from brainuad.data.layout import split_subjects
 from brainuad.errors import ConfigError
 from brainuad.methods.autoencoders import GaussianLatent
+from brainuad.methods.registry import load_config
 from brainuad.methods.svae import SequenceVAE, window_starts
 from brainuad.nn.autoencoders import ConvDecoder, ConvEncoder, SliceTransformer
 

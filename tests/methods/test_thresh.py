@@ -9,14 +9,13 @@ from scipy.stats import wasserstein_distance
 from skimage.exposure import equalize_hist
 from typer.testing import CliRunner
 
-from brainuad.run_directory import load_run
 from brainuad.cli import app
-from brainuad.methods.registry import parse_config
 from brainuad.data.cache import GridCache
 from brainuad.data.layout import split_subjects
 from brainuad.evaluate.runs import evaluate_runs
-from brainuad.methods.registry import build_detector
+from brainuad.methods.registry import build_detector, parse_config
 from brainuad.methods.thresh import IntensityThreshold
+from brainuad.run_directory import load_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

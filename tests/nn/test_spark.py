@@ -8,8 +8,8 @@ from sklearn.metrics import mean_squared_error
 from torch import Tensor, nn
 
 from brainuad.errors import InputError
-from brainuad.nn.encoders import ImageEncoder, ResNetBody
 from brainuad.methods.spark import BETAS, LEARNING_RATE, SPARK_SPEC, WEIGHT_DECAY, SparKPretrainer, load_body_weights
+from brainuad.nn.encoders import ImageEncoder, ResNetBody
 from brainuad.nn.spark import SparKDecoder, expand_cells, masked_mse, sparse_stage_features
 from brainuad.weights import save_weights
 

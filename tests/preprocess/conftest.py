@@ -19,7 +19,8 @@ def make_coarse_pipeline(skull_strip: str = "atlas-mask", atlas=None):
     from brainuad.preprocess.resample import IsotropicResampling
     from brainuad.preprocess.skullstrip import skull_stripper
 
-    registration = AtlasRegistration(atlas or Atlas.mni152(), RegistrationSettings(working_spacing_mm=COARSE_SPACING_MM))
+    registration = AtlasRegistration(atlas or Atlas.mni152(),
+                                     RegistrationSettings(working_spacing_mm=COARSE_SPACING_MM))
     alignment = RigidAlignment(RegistrationSettings(stages=(Stage("rigid", (2, 1), (2.0, 0.0), 2.0),),
                                                     working_spacing_mm=COARSE_SPACING_MM))
     return Pipeline(resampling=IsotropicResampling(COARSE_SPACING_MM), registration=registration, alignment=alignment,

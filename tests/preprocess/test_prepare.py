@@ -155,7 +155,8 @@ def test_split_schemes_paper_and_authors_sizes():
     assert (591 - val - test, val, test) == (387, 44, 160)
     assert split_sizes("atlas", 655, "authors") == split_sizes("atlas", 655, "paper") == (175, 480)
     splits = assign_splits("ixi", [f"IXI{i:03d}" for i in range(591)], "authors")
-    assert [len(splits[name]) for name in ("IXI_train_fold0.csv", "IXI_val_fold0.csv", "IXI_test.csv")] == [387, 44, 160]
+    names = ("IXI_train_fold0.csv", "IXI_val_fold0.csv", "IXI_test.csv")
+    assert [len(splits[name]) for name in names] == [387, 44, 160]
     with pytest.raises(ValueError, match="split scheme"):
         split_sizes("ixi", 560, "mine")
 
@@ -200,7 +201,8 @@ def test_command_reports_and_exits_zero(prepared_root, raw_downloads, coarse_pip
     assert result.exit_code == 0, result.output
     assert "2 skipped" in result.output and "validation: passed" in result.output
     assert "split sizes: paper (the paper's Table 1" in result.output
-    result = CliRunner().invoke(_app(), ["prepare", "WMH", str(raw_downloads / "WMH"), str(root), "--splits", "authors"])
+    result = CliRunner().invoke(_app(), ["prepare", "WMH", str(raw_downloads / "WMH"), str(root), "--splits",
+                                         "authors"])
     assert result.exit_code == 0, result.output
     assert "split sizes: authors (the authors' split CSVs" in result.output
     assert json.loads((root / "prepare-wmh.json").read_text())["split_scheme"] == "authors"

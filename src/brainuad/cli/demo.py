@@ -39,8 +39,9 @@ def demo(
     table = Table("method", "set", "threshold", "Dice (%)", "AUPRC per volume (%)", "AUPRC pooled (%)",
                   title="Test split, validation-Dice threshold (synthetic cohort)")
     for row in result.rows:
-        table.add_row(row.method, row.dataset, f"{row.threshold:.4f}", f"{100 * row.dice:.2f} ± {100 * row.dice_std:.2f}",
-                      f"{100 * row.auprc_per_volume:.2f}", f"{100 * row.auprc_pooled:.2f}")
+        table.add_row(row.method, row.dataset, f"{row.threshold:.4f}",
+                      f"{100 * row.dice:.2f} ± {100 * row.dice_std:.2f}", f"{100 * row.auprc_per_volume:.2f}",
+                      f"{100 * row.auprc_pooled:.2f}")
     console.print(table)
     for dataset in ("brats21", "mslub"):
         baseline = result.dice("thresh", dataset)

@@ -82,8 +82,8 @@ def evaluate(
     from rich.table import Table as RichTable
 
     from brainuad.data.layout import LESION_SETS
-    from brainuad.evaluate.postprocess import PostProcessing
     from brainuad.evaluate.outputs import REPORT_FILE
+    from brainuad.evaluate.postprocess import PostProcessing
     from brainuad.evaluate.rules import threshold_rules
     from brainuad.evaluate.runs import evaluate_runs
     from brainuad.evaluate.tables import segmentation_table

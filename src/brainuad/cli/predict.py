@@ -37,7 +37,8 @@ def _predict_all(detector, scans: list[Path], mask: Optional[Path], out: Path, f
             continue
         done += 1
         console.print(f"{escape(str(scan))}: {outcome.anomaly_volume_ml:.1f} ml above the threshold -> "
-                      f"{escape(str(out / outcome.name))}_*; brain mask: {escape(outcome.mask_source)}", highlight=False)
+                      f"{escape(str(out / outcome.name))}_*; brain mask: {escape(outcome.mask_source)}",
+                      highlight=False)
         for note in outcome.notes:
             console.print(f"  note: {escape(note)}", highlight=False)
         for warning in outcome.warnings:

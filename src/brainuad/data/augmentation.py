@@ -53,4 +53,7 @@ class SliceAugmentation:
         if image.ndim != 3 or image.shape[0] != 1:
             raise ValueError(f"SliceAugmentation expects a (1, H, W) slice, got shape {tuple(image.shape)}")
         subject = tio.Subject(image=tio.ScalarImage(tensor=image[..., None].float()))
-        return self._transform()(subject)["image"].data[..., 0]
+        augmented = self._transform()(subject)["image"]
+        if not isinstance(augmented, tio.Image):
+            raise TypeError(f"torchio returned a {type(augmented).__name__} for the image, not an Image")
+        return augmented.data[..., 0]

@@ -45,7 +45,8 @@ class GridCache:
     def __init__(self, cache_dir: str | Path | None = None, crop_shape: tuple[int, int, int] = CROP_SHAPE,
                  factor: int = DOWNSAMPLE, *, normalise_on: NormaliseOn = "model_grid", in_memory: bool = True) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.crop_shape = tuple(crop_shape)
+        ci, cj, ck = crop_shape
+        self.crop_shape = (ci, cj, ck)
         self.factor = factor
         self.normalise_on = normalise_on
         self.in_memory = in_memory
@@ -84,6 +85,8 @@ class GridCache:
         return grid
 
     def _read_disk(self, key: str, subject: Subject) -> GridVolume | None:
+        if self.cache_dir is None:
+            return None
         path = self.cache_dir / f"{key}.npz"
         if not path.is_file():
             return None
@@ -95,6 +98,8 @@ class GridCache:
             return GridVolume(stored["image"], stored["mask"], seg, subject.name, transform)
 
     def _write_disk(self, key: str, grid: GridVolume) -> None:
+        if self.cache_dir is None:
+            return
         transform = grid.transform
         meta = {"input_shape": transform.input_shape, "offsets": transform.offsets,
                 "crop_shape": transform.crop_shape, "factor": transform.factor, "has_seg": grid.seg is not None}

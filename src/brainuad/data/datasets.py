@@ -15,9 +15,7 @@ from torch.utils.data import Dataset
 
 from brainuad.checks import check_int
 from brainuad.data.augmentation import SliceAugmentation
-from brainuad.data.cache import GridCache
 from brainuad.data.grid import GridVolume
-from brainuad.data.layout import Subject
 
 
 def _slice_item(volume: GridVolume, start: int, count: int) -> dict[str, torch.Tensor]:
@@ -103,17 +101,3 @@ class FixedSliceDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume, z = self.index[index]
         return _slice_item(self.volumes[volume], z, self.stack_size)
-
-
-class VolumeDataset(Dataset):
-    """Whole model-grid volumes of a list of subjects, loaded through a :class:`GridCache`."""
-
-    def __init__(self, subjects: Sequence[Subject], cache: GridCache) -> None:
-        self.subjects = list(subjects)
-        self.cache = cache
-
-    def __len__(self) -> int:
-        return len(self.subjects)
-
-    def __getitem__(self, index: int) -> GridVolume:
-        return self.cache.load(self.subjects[index])

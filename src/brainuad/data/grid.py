@@ -64,14 +64,16 @@ class GridTransform:
             raise ValueError(f"input_shape must have 3 axes, got {input_shape}")
         if any(size % factor for size in crop_shape):
             raise ValueError(f"crop_shape {crop_shape} must be divisible by factor {factor}")
-        offsets = tuple((size - crop) // 2 for size, crop in zip(input_shape, crop_shape))
-        return cls(tuple(int(s) for s in input_shape), np.asarray(input_affine, dtype=np.float64),
-                   offsets, tuple(crop_shape), factor)
+        oi, oj, ok = ((size - crop) // 2 for size, crop in zip(input_shape, crop_shape))
+        si, sj, sk = (int(s) for s in input_shape)
+        ci, cj, ck = crop_shape
+        return cls((si, sj, sk), np.asarray(input_affine, dtype=np.float64), (oi, oj, ok), (ci, cj, ck), factor)
 
     @property
     def grid_shape(self) -> tuple[int, int, int]:
         """Shape of the model grid (96, 96, 50 by default)."""
-        return tuple(size // self.factor for size in self.crop_shape)
+        i, j, k = (size // self.factor for size in self.crop_shape)
+        return i, j, k
 
     @property
     def grid_affine(self) -> np.ndarray:

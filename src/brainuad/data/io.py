@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import SpatialImage
 
 from brainuad.atomic import atomic_path
 from brainuad.errors import InputError
@@ -77,6 +78,8 @@ def read_image(path: str | Path, *, dtype: np.dtype | type = np.float32) -> tupl
     try:
         if suffix in NIFTI_SUFFIXES:
             image = nib.load(str(path))
+            if not isinstance(image, SpatialImage):
+                raise TypeError(f"nibabel read a {type(image).__name__}, not a spatial image")
             array = np.asanyarray(image.dataobj)
             affine = np.asarray(image.affine, dtype=np.float64)
         else:
@@ -171,4 +174,5 @@ def _write_with_sitk(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
 
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
     """Voxel size in mm along each array axis, from a (4, 4) affine."""
-    return tuple(float(s) for s in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))
+    x, y, z = (float(s) for s in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))
+    return x, y, z

@@ -49,7 +49,8 @@ class Reorientation:
         if len(shape) != 3:
             raise ValueError(f"shape must have 3 axes, got {shape!r}")
         affine = np.asarray(affine, dtype=np.float64)
-        return cls(tuple(int(size) for size in shape), affine, io_orientation(affine), axcodes2ornt(codes))
+        i, j, k = (int(size) for size in shape)
+        return cls((i, j, k), affine, io_orientation(affine), axcodes2ornt(codes))
 
     @property
     def _forward(self) -> np.ndarray:
@@ -58,7 +59,8 @@ class Reorientation:
     @property
     def shape(self) -> tuple[int, int, int]:
         """The array shape in the target axis order."""
-        return tuple(self.input_shape[int(axis)] for axis in np.argsort(self._forward[:, 0]))
+        i, j, k = (self.input_shape[int(axis)] for axis in np.argsort(self._forward[:, 0]))
+        return i, j, k
 
     @property
     def affine(self) -> np.ndarray:

@@ -245,7 +245,7 @@ def _check_row(spec: DatasetSpec, root: Path, csv_path: Path, record: SplitRecor
         elif not mask.binary:
             report.add("warning", mask_path, "brain mask is not binary (values other than 0 and 1)")
     seg = present.get(seg_path) if seg_path else None
-    if seg is not None:
+    if seg_path is not None and seg is not None:
         if seg.nonzero == 0:
             report.add("warning", seg_path, "segmentation is empty (no lesion voxel)")
         elif not seg.binary:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,8 @@ class Volume:
 
     def with_arrays(self, **arrays: np.ndarray | None) -> "Volume":
         """A copy with some of ``image``, ``mask``, ``seg`` (or ``affine``) replaced."""
-        return replace(self, **arrays)
+        changes: dict[str, Any] = dict(arrays)
+        return replace(self, **changes)
 
     @classmethod
     def load(cls, image_path: str | Path, mask_path: str | Path | None = None,
@@ -88,7 +90,7 @@ class Volume:
                 raise InputError(path, f"{label} affine differs from the affine of {image_path}",
                                  "the two files are not in the same space")
             labels[label] = array > 0.5
-        if labels["mask"] is not None and not labels["mask"].any():
+        if mask_path is not None and labels["mask"] is not None and not labels["mask"].any():
             raise InputError(mask_path, "brain mask is empty", "check the skull-stripping output")
         return cls(image=image, affine=affine, mask=labels["mask"], seg=labels["seg"],
                    name=name or image_stem(image_path), source=Path(image_path))

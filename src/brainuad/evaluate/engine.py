@@ -196,7 +196,8 @@ def _optional_mean(values: list[float | None]) -> MeanStd | None:
 class _TestSplit:
     """Scores the test volumes of one lesion set one at a time (see the module docstring)."""
 
-    def __init__(self, pairs: tuple[Binarisation, ...], thresholds: dict[Binarisation, Threshold], n_volumes: int) -> None:
+    def __init__(self, pairs: tuple[Binarisation, ...], thresholds: dict[Binarisation, Threshold],
+                 n_volumes: int) -> None:
         self.pairs = pairs
         self.thresholds = thresholds
         self.full = pairs[0].variant

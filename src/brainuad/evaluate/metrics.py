@@ -49,7 +49,6 @@ __all__ = [
     "check_same_shape",
     "check_scores",
     "confusion_counts",
-    "dice_score",
     "ranking_scores",
     "score_volume",
     "tie_run_ends",
@@ -85,6 +84,20 @@ def check_same_shape(**arrays: np.ndarray) -> None:
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
         raise ValueError(f"shape mismatch: {listed}")
+
+
+def checked_voxels(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray | None, *,
+                   nonnegative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` and boolean ``labels`` of one shape, checked, restricted to ``mask`` (boolean, the
+    same shape; None keeps every voxel): flat arrays inside the mask, else the arrays as given."""
+    check_scores("scores", scores, nonnegative=nonnegative)
+    check_mask("labels", labels)
+    check_same_shape(scores=scores, labels=labels)
+    if mask is None:
+        return scores, labels
+    check_mask("mask", mask)
+    check_same_shape(scores=scores, mask=mask)
+    return scores[mask], labels[mask]
 
 
 @dataclass(frozen=True)
@@ -131,17 +144,6 @@ def confusion_counts(prediction: np.ndarray, target: np.ndarray) -> ConfusionCou
     tp = int(np.count_nonzero(prediction & target))
     return ConfusionCounts(tp=tp, fp=predicted - tp, fn=positives - tp,
                            tn=prediction.size - predicted - positives + tp)
-
-
-def dice_score(prediction: np.ndarray, target: np.ndarray) -> float:
-    """Dice of a binary prediction: ``2 |A n B| / (|A| + |B|)``; ``nan`` when both are empty
-    (such volumes are left out of the mean over volumes, see the module docstring).
-
-    Args:
-        prediction: boolean array, any shape, e.g. (X, Y, Z).
-        target: boolean array of the same shape.
-    """
-    return confusion_counts(prediction, target).dice
 
 
 def tie_run_ends(ordered: np.ndarray) -> np.ndarray:
@@ -250,13 +252,7 @@ class ScoreHistogram:
             mask: boolean array of the same shape selecting the voxels to count (e.g. the brain
                 mask); None counts every voxel.
         """
-        check_scores("scores", scores)
-        check_mask("labels", labels)
-        check_same_shape(scores=scores, labels=labels)
-        if mask is not None:
-            check_mask("mask", mask)
-            check_same_shape(scores=scores, mask=mask)
-            scores, labels = scores[mask], labels[mask]
+        scores, labels = checked_voxels(scores, labels, mask)
         position = (scores.ravel().astype(np.float64) - self.low) * (self.bins / (self.high - self.low))
         self.n_clipped += int(np.count_nonzero((position < 0) | (position > self.bins)))
         index = np.clip(position, 0, self.bins - 1).astype(np.int64)

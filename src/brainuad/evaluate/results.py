@@ -317,8 +317,8 @@ class RunResult:
 
     def sweep_result(self, t_test: int, dataset: str) -> SetResult | None:
         """The sweep's result at one noise level on one set, or None."""
-        return next((point.result for point in self.sweep if point.t_test == t_test and point.result.dataset == dataset),
-                    None)
+        return next((point.result for point in self.sweep
+                     if point.t_test == t_test and point.result.dataset == dataset), None)
 
 
 @dataclass(frozen=True)

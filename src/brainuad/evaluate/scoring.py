@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from brainuad.data.grid import GridVolume
+from brainuad.methods.base import residual
 
 __all__ = [
     "AnomalyScorer",
@@ -104,10 +105,12 @@ class ResidualScorer(VolumeScorer):
     def _score(self, volume: GridVolume) -> ScoredVolume:
         if self.t_test is None:
             reconstruction = self.method.reconstruct(volume)
-        else:
+        elif isinstance(self.method, NoiseLevelReconstructor):
             reconstruction = self.method.reconstruct(volume, t_test=self.t_test)
+        else:
+            raise ValueError(f"t_test={self.t_test!r} needs a diffusion method, got {type(self.method).__name__}")
         reconstruction = np.asarray(reconstruction, dtype=np.float32)
-        return ScoredVolume(np.abs(volume.image.astype(np.float32) - reconstruction), reconstruction)
+        return ScoredVolume(residual(volume.image, reconstruction), reconstruction)
 
 
 class MapScorer(VolumeScorer):

@@ -493,7 +493,8 @@ def segmentation_table(summary: EvaluationSummary, threshold: str) -> Table:
     if oracle:
         cells = [[Cell(_aggregate(metric, group)) for metric in metrics] for group in groups]
         comparisons: list[Comparison] = []
-        title = "Table 3: Segmentation (threshold: oracle -- chosen on the test split itself: an upper bound, not a result)"
+        title = ("Table 3: Segmentation (threshold: oracle -- chosen on the test split itself: an upper bound, "
+                 "not a result)")
     else:
         cells, comparisons = _compared_row_cells(metrics, groups)
         title = f"Table 3: Segmentation (threshold: {threshold})"

@@ -34,9 +34,7 @@ import numpy as np
 from brainuad.checks import check_fraction
 from brainuad.evaluate.metrics import (
     ConfusionCounts,
-    check_mask,
-    check_same_shape,
-    check_scores,
+    checked_voxels,
     tie_run_ends,
 )
 
@@ -150,15 +148,9 @@ class VoxelPool:
             mask: boolean array of the same shape selecting the voxels to add (e.g. the brain
                 for healthy-fpr); None adds every voxel (the authors' val-dice pooling).
         """
-        check_scores("scores", scores, nonnegative=True)
         if labels is None:
-            labels = np.zeros(scores.shape, dtype=bool)
-        check_mask("labels", labels)
-        check_same_shape(scores=scores, labels=labels)
-        if mask is not None:
-            check_mask("mask", mask)
-            check_same_shape(scores=scores, mask=mask)
-            scores, labels = scores[mask], labels[mask]
+            labels = np.zeros(np.shape(scores), dtype=bool)
+        scores, labels = checked_voxels(scores, labels, mask, nonnegative=True)
         nonzero = scores != 0
         count = int(np.count_nonzero(nonzero))
         if self._size + count > self.capacity:

@@ -131,4 +131,12 @@ class ReconstructionMethod(AnomalyDetector):
     def anomaly_map(self, volume: VolumeLike) -> np.ndarray:
         """The residual ``|x - x_rec|``: (X, Y, Z) float32 >= 0."""
         image = volume.image if isinstance(volume, GridVolume) else np.asarray(volume, dtype=np.float32)
-        return np.abs(image - self.reconstruct(volume)).astype(np.float32)
+        return residual(image, self.reconstruct(volume))
+
+
+def residual(image: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """The anomaly map of a reconstruction method: ``|x - x_rec|``, float32 >= 0, the shape of both
+    (e.g. (X, Y, Z))."""
+    if np.shape(image) != np.shape(reconstruction):
+        raise ValueError(f"image {np.shape(image)} and reconstruction {np.shape(reconstruction)} differ in shape")
+    return np.abs(np.asarray(image, dtype=np.float32) - np.asarray(reconstruction, dtype=np.float32))

@@ -31,8 +31,6 @@ from brainuad.noise import NoiseSampler
 
 __all__ = ["CoarseNoise", "CoarseNoiseConfig", "DAERunConfig", "DAE_SPEC", "DenoisingAutoencoder"]
 
-__all__ = ["CoarseNoise", "DenoisingAutoencoder"]
-
 
 class CoarseNoise(NoiseSampler):
     """Gaussian noise of std ``std`` on a ``resolution`` x ``resolution`` grid, bilinearly upsampled.
@@ -90,7 +88,8 @@ class DenoisingAutoencoder(ReconstructionMethod):
         """Mean squared error of the denoised noisy slices; images: (N, 1, H, W) in [0, 1]."""
         if images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"images must have shape (N, 1, H, W), got {tuple(images.shape)}")
-        noise = self.noise.sample(tuple(images.shape), device=images.device, dtype=images.dtype, generator=generator)
+        n, c, h, w = images.shape
+        noise = self.noise.sample((n, c, h, w), device=images.device, dtype=images.dtype, generator=generator)
         noisy = images + noise * (images > 0)
         return (self.denoise(noisy) - images).square().mean()
 

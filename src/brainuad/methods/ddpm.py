@@ -53,7 +53,8 @@ class DDPM(ReconstructionMethod):
         return None
 
     def _noise_like(self, x0: Tensor, generator: torch.Generator | None) -> Tensor:
-        return self.noise.sample(tuple(x0.shape), device=x0.device, dtype=x0.dtype, generator=generator)
+        n, c, h, w = x0.shape
+        return self.noise.sample((n, c, h, w), device=x0.device, dtype=x0.dtype, generator=generator)
 
     def training_loss(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Mean L1 ``|x0 - x0_hat|`` at a uniformly drawn t per slice; images: (N, 1, H, W) in [0, 1]."""

@@ -43,6 +43,9 @@ class DiffusionSchedule(nn.Module):
         timesteps: T (1000).
     """
 
+    betas: Tensor
+    alphas_cumprod: Tensor
+
     def __init__(self, timesteps: int = 1000) -> None:
         super().__init__()
         betas = cosine_betas(timesteps)

@@ -64,9 +64,9 @@ class FAnoGAN(ReconstructionMethod):
                              f"({critic.image_size})")
         for name, value in (("gan_epochs", gan_epochs), ("n_critic", n_critic)):
             check_int(name, value)
-        for name, value in (("gradient_penalty", gradient_penalty), ("feature_weight", feature_weight)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        for name, weight in (("gradient_penalty", gradient_penalty), ("feature_weight", feature_weight)):
+            if not weight >= 0:
+                raise ValueError(f"{name} must be >= 0, got {weight!r}")
         self.image_generator = image_generator
         self.critic = critic
         self.encoder = encoder

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, Sequence, Union
 
 from pydantic import Field, TypeAdapter
-from torch import nn
 
 from brainuad.config import RunConfigBase, read_config_file, validate_run_config
 from brainuad.errors import ConfigError
@@ -27,7 +26,7 @@ from brainuad.methods.spec import MethodSpec
 from brainuad.methods.svae import SVAE_SPEC
 from brainuad.methods.thresh import THRESH_SPEC
 
-__all__ = ["DETECTORS", "METHODS", "SPECS", "build_detector", "build_method", "load_config", "parse_config",
+__all__ = ["DETECTORS", "METHODS", "SPECS", "build_detector", "load_config", "parse_config",
            "spec_of"]
 
 SPECS: dict[str, MethodSpec[Any]] = {spec.name: spec for spec in (
@@ -69,11 +68,6 @@ def parse_config(raw: Any, source: str = "config") -> Any:
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
     """Read a YAML run config, apply dotted overrides and validate it (see :func:`parse_config`)."""
     return parse_config(read_config_file(path, overrides), str(path))
-
-
-def build_method(config: RunConfigBase, *, load_pretrained: bool = True) -> nn.Module:
-    """The untrained module of a run config: a detector or a pre-trainer (see :attr:`MethodSpec.build`)."""
-    return spec_of(config).build(config, load_pretrained)
 
 
 def build_detector(config: RunConfigBase, *, load_pretrained: bool = True) -> AnomalyDetector:

@@ -86,6 +86,8 @@ class IntensityThreshold(AnomalyDetector):
     ``linspace(0, 1, bins + 1)``; all zero until :meth:`fit`.
     """
 
+    cdf: Tensor
+
     def __init__(self, polarity: Polarity, bins: int = 1024, equalisation: Equalisation = "per_scan") -> None:
         super().__init__()
         if polarity not in ("hyper", "hypo"):
@@ -118,7 +120,8 @@ class IntensityThreshold(AnomalyDetector):
             raise ValueError("fit needs at least one volume, got none")
         if self.equalisation == "per_scan":
             return
-        counts = sum(brain_counts(torch.from_numpy(volume.image[volume.mask]), self.bins) for volume in volumes)
+        counts = torch.stack([brain_counts(torch.from_numpy(volume.image[volume.mask]), self.bins)
+                              for volume in volumes]).sum(dim=0)
         if counts.sum() == 0:
             raise ValueError(f"the {len(volumes)} volumes given to fit have no brain voxel")
         self.cdf.copy_(counts_to_cdf(counts))

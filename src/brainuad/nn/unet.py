@@ -211,7 +211,7 @@ class UNet(nn.Module):
         h = self.input_conv(x)
         skips = [h]
         for level, blocks in enumerate(self.down_levels):
-            for block in blocks:
+            for block in blocks:  # type: ignore[attr-defined]  # torch types ModuleList items as Module
                 h = block(h, emb)
                 skips.append(h)
             if level < len(self.downsamplers):
@@ -221,7 +221,7 @@ class UNet(nn.Module):
         h = self.middle_res2(self.middle_attention(self.middle_res1(h, emb)), emb)
 
         for level, blocks in enumerate(self.up_levels):
-            for block in blocks:
+            for block in blocks:  # type: ignore[attr-defined]  # torch types ModuleList items as Module
                 h = block(torch.cat([h, skips.pop()], dim=1), emb)
             if level < len(self.upsamplers):
                 h = self.upsamplers[level](h, emb)

@@ -399,7 +399,8 @@ def load_detector(run_dir: str | Path, *, threshold: float | None = None, thresh
             first lesion set).
         device: where the model runs (``cpu``, ``cuda``, ``cuda:1``, ...).
         orientation: the training data's axis order (see :class:`Detector`).
-        preprocessing: the pipeline for raw scans (see :class:`Detector`; :func:`~brainuad.preprocess.prepare.default_pipeline`).
+        preprocessing: the pipeline for raw scans (see :class:`Detector`;
+            :func:`~brainuad.preprocess.prepare.default_pipeline`).
 
     Raises:
         InputError: an unusable run directory, or no threshold to use (see :func:`resolve_threshold`).

@@ -79,7 +79,8 @@ def resolve_threshold(run_dir: str | Path, *, threshold: float | None = None,
         if threshold_from is not None or dataset is not None:
             raise ValueError(f"threshold={threshold!r} is a value: give it without threshold_from "
                              f"({threshold_from!r}) and dataset ({dataset!r})")
-        return ThresholdChoice(check_number("threshold", threshold, 0), PostProcessing(), "given explicitly; paper post-processing")
+        return ThresholdChoice(check_number("threshold", threshold, 0), PostProcessing(),
+                               "given explicitly; paper post-processing")
     if threshold_from is not None:
         records = summary_thresholds(threshold_from, run_dir)
         if not records:

@@ -20,9 +20,10 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Callable, Generic, Sequence, TextIO, TypeVar
 
 from brainuad.checks import check_int
 from brainuad.errors import BrainUADError
@@ -97,7 +98,7 @@ def run_jobs(jobs: Sequence[NamedJob[Job]], work: Callable[[Job], None], *, work
             pending.append(named)
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = _context()
-    running: dict[object, tuple[NamedJob, object, object, float]] = {}
+    running: dict[int, tuple[NamedJob, BaseProcess, Connection, float]] = {}
     with _Log(log) as journal, tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=description,
                                      unit="subject", disable=not progress) as bar:
         for result in summary.results:
@@ -113,7 +114,8 @@ def run_jobs(jobs: Sequence[NamedJob[Job]], work: Callable[[Job], None], *, work
                     sender.close()
                     running[process.sentinel] = (named, process, receiver, time.perf_counter())
                 for sentinel in wait(list(running)):
-                    named, process, receiver, started = running.pop(sentinel)
+                    # wait() returns some of the sentinels it was given, but typeshed types it as any waitable
+                    named, process, receiver, started = running.pop(sentinel)  # type: ignore[arg-type]
                     result, details = _collect(named.name, process, receiver, time.perf_counter() - started)
                     summary.results.append(result)
                     journal.write(result, details)
@@ -178,7 +180,7 @@ class _Log:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.stream = None
+        self.stream: TextIO | None = None
 
     def __enter__(self) -> "_Log":
         if self.path is not None:

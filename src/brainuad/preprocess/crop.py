@@ -66,12 +66,16 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> Window:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise ValueError("bounding_box: the mask is empty")
+    if mask.ndim != 3:
+        raise ValueError(f"bounding_box: the mask must have 3 axes, got shape {mask.shape!r}")
     start, stop = [], []
     for axis in range(mask.ndim):
         filled = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
         start.append(int(filled[0]) - margin)
         stop.append(int(filled[-1]) + 1 + margin)
-    return Window(tuple(start), tuple(b - a for a, b in zip(start, stop)))
+    i, j, k = start
+    si, sj, sk = (b - a for a, b in zip(start, stop))
+    return Window((i, j, k), (si, sj, sk))
 
 
 def centred_window(box: Window, shape: tuple[int, int, int]) -> Window:
@@ -79,8 +83,8 @@ def centred_window(box: Window, shape: tuple[int, int, int]) -> Window:
     the extra voxel of an odd padding goes to the end and that of an odd cut to the start."""
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"centred_window: shape must be three positive sizes, got {shape!r}")
-    start = tuple(a - (s - b) // 2 for a, b, s in zip(box.start, box.shape, shape))
-    return Window(start, tuple(shape))
+    i, j, k = (a - (s - b) // 2 for a, b, s in zip(box.start, box.shape, shape))
+    return Window((i, j, k), shape)
 
 
 @dataclass(frozen=True)

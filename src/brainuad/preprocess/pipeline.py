@@ -188,7 +188,8 @@ class Pipeline:
         target = native if self.registration is None else self.registration.atlas.grid_at(
             None if self.resampling is None else self.resampling.spacing_mm)
 
-        grids = {inputs.modality: raw, **{name: Grid(array.shape, affine) for name, (_, array, affine) in others.items()}}
+        grids = {inputs.modality: raw,
+                 **{name: Grid(array.shape, affine) for name, (_, array, affine) in others.items()}}
         worlds = {name: world for name in grids}
         to_align = [name for name, (other, _, _) in others.items() if not other.coregistered]
         if to_align and self.alignment is not None:
@@ -235,7 +236,7 @@ class Pipeline:
             native = raw if self.resampling is None else self.resampling.grid(raw)
             native_image = image if self.resampling is None else resample(image, raw, native)
         world = np.eye(4)
-        if atlas_first:
+        if atlas_first and self.registration is not None:  # atlas_first without a registration was refused above
             with clock.step("register"):
                 world = self.registration.estimate(native_image, native)
         with clock.step("skull_strip"):
@@ -267,17 +268,22 @@ class Pipeline:
             images = {name: np.where(mask, array, 0.0).astype(np.float32) for name, array in images.items()}
         if self.shape is None:
             return images, box
+        i, j, k = (int(s) for s in self.shape)
         with clock.step("pad"):
-            return images, centred_window(box, tuple(int(s) for s in self.shape))
+            return images, centred_window(box, (i, j, k))
 
     def _atlas_mask(self, grid: Grid, world: np.ndarray) -> np.ndarray:
         """The atlas brain mask carried back onto ``grid`` (the scan's) through ``world`` (atlas to scan)."""
+        if self.registration is None:
+            raise ValueError("Pipeline: the atlas brain mask needs the registration step")
         atlas = self.registration.atlas.load()
         return resample(atlas.mask.astype(np.float32), atlas.grid, grid, world=np.linalg.inv(world),
                         interpolation="linear") > 0.5
 
     @staticmethod
     def _labels(inputs: ScanInputs, target: Grid, world: np.ndarray) -> np.ndarray:
+        if inputs.seg is None:
+            raise ValueError(f"Pipeline: subject {inputs.name!r} has no segmentation")
         labels, affine = read_image(inputs.seg, dtype=np.float32)
         lesion = labels > 0 if inputs.lesion_labels is None else np.isin(np.rint(labels), inputs.lesion_labels)
         if not lesion.any():
@@ -296,9 +302,12 @@ class Pipeline:
 
     def _correct(self, image: np.ndarray, mask: np.ndarray, box: Window, target: Grid) -> np.ndarray:
         """N4 of ``image`` inside ``box``, the result placed back on the full grid (0 outside the brain)."""
+        if self.bias is None:
+            raise ValueError("Pipeline: the bias correction is switched off")
         inside = box.extract(mask)
         corrected, _ = self.bias.correct(box.extract(image), inside, target.window(box.start, box.shape))
         out = np.zeros(target.shape, dtype=np.float32)
-        back = Window(tuple(-s for s in box.start), target.shape)  # the grid, seen from the box
+        i, j, k = box.start
+        back = Window((-i, -j, -k), target.shape)  # the grid, seen from the box
         out[...] = back.extract(corrected)
         return out

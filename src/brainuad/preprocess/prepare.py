@@ -233,8 +233,9 @@ class PrepareSummary:
         lines.append(f"  split sizes: {self.split_scheme} ({SPLIT_SCHEMES[self.split_scheme]}), scaled to the "
                      "subjects prepared")
         lines.append("  splits: " + ", ".join(f"{name} {rows}" for name, rows in self.splits.items()))
-        lines.append("  validation: " + ("passed" if not self.validation_errors else
-                                         f"{len(self.validation_errors)} error(s): " + "; ".join(self.validation_errors[:5])))
+        errors = self.validation_errors
+        lines.append("  validation: " + ("passed" if not errors else
+                                         f"{len(errors)} error(s): " + "; ".join(errors[:5])))
         if self.log is not None:
             lines.append(f"  log: {self.log}")
         return "\n".join(lines)
@@ -244,7 +245,8 @@ class PrepareSummary:
                 "done": [r.name for r in self.results if r.status == "done"],
                 "skipped": [r.name for r in self.results if r.status == "skipped"],
                 "failed": {r.name: r.reason for r in self.failed}, "incomplete": self.incomplete,
-                "notes": self.notes, "split_scheme": self.split_scheme, "splits": self.splits, "validation_errors": self.validation_errors,
+                "notes": self.notes, "split_scheme": self.split_scheme, "splits": self.splits,
+                "validation_errors": self.validation_errors,
                 "seconds": round(self.seconds, 1)}
 
 
@@ -373,6 +375,8 @@ def _write_splits(root: Path, spec: DatasetSpec, subjects: list[FoundSubject], p
     """Write the split CSVs of the prepared subjects; returns CSV name -> rows."""
     by_name = {subject.name: subject for subject in subjects if subject.name in prepared}
     image = spec.modalities[0] if spec.healthy else spec.eval_modality
+    if image is None:
+        raise ValueError(f"the {spec.id} data set has no evaluation modality")
     written = {}
     for csv_name, names in assign_splits(spec.id, list(by_name), scheme).items():
         rows = [SplitRecord(img_name=name, age=by_name[name].age, label=0 if spec.healthy else 1,

@@ -102,7 +102,10 @@ class IxiRecipe(Recipe):
         discovery = Discovery()
         scans: dict[str, dict[str, Path]] = {}
         for path in _files(src, self._scan):
-            name, modality = re.fullmatch(self._scan, path.name).group(1, 2)
+            match = re.fullmatch(self._scan, path.name)
+            if match is None:  # not reached: _files keeps the matching names only
+                continue
+            name, modality = match.group(1, 2)
             scans.setdefault(name, {}).setdefault(modality.lower(), path)
         ages = self._ages(src, discovery)
         for name, files in scans.items():
@@ -198,6 +201,8 @@ class AtlasRecipe(Recipe):
         discovery = Discovery()
         for t1 in _files(src, self._scan):
             match = re.fullmatch(self._scan, t1.name)
+            if match is None:  # not reached: _files keeps the matching names only
+                continue
             name, space = match.group(1), match.group(2) or ""
             masks = sorted(t1.parent.glob(f"{name}_{space}label-L_desc-T1lesion_mask.nii*"))
             if not masks:

@@ -361,7 +361,8 @@ def _as_model(transform, model: TransformModel):
     """``transform`` continued as a ``model`` transform (same centre, matrix and translation)."""
     import SimpleITK as sitk
 
-    kind = {"rigid": sitk.Euler3DTransform, "similarity": sitk.Similarity3DTransform, "affine": sitk.AffineTransform}
+    kind: dict[str, type[sitk.Euler3DTransform] | type[sitk.Similarity3DTransform] | type[sitk.AffineTransform]] = {
+        "rigid": sitk.Euler3DTransform, "similarity": sitk.Similarity3DTransform, "affine": sitk.AffineTransform}
     if isinstance(transform, kind[model]):
         return transform
     out = sitk.AffineTransform(3) if model == "affine" else kind[model]()

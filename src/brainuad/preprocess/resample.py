@@ -48,7 +48,8 @@ class Grid:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along each array axis."""
-        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+        x, y, z = (float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+        return x, y, z
 
     @property
     def centre(self) -> np.ndarray:
@@ -70,7 +71,7 @@ class Grid:
         may be negative and the window may reach beyond the grid: padding)."""
         shift = np.eye(4)
         shift[:3, 3] = np.asarray(start, dtype=np.float64)
-        return Grid(tuple(shape), self.affine @ shift)
+        return Grid(shape, self.affine @ shift)
 
     def to_dict(self) -> dict:
         """JSON-ready form: ``{"shape": [I, J, K], "affine": 4x4 nested list}``."""
@@ -104,7 +105,8 @@ def isotropic_grid(grid: Grid, spacing_mm: float) -> Grid:
     if not spacing_mm > 0:
         raise ValueError(f"isotropic_grid: spacing_mm must be > 0, got {spacing_mm!r}")
     extent = np.asarray(grid.shape) * np.asarray(grid.spacing)
-    shape = tuple(max(1, int(round(length / spacing_mm))) for length in extent)
+    i, j, k = (max(1, int(round(length / spacing_mm))) for length in extent)
+    shape = (i, j, k)
     affine = np.eye(4)
     affine[:3, :3] = orthonormal_axes(grid.affine) * spacing_mm
     affine[:3, 3] = grid.centre - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2.0)

@@ -43,8 +43,8 @@ class SkullStripper(Protocol):
             registration, which then registers the brain alone.
     """
 
-    name: str
-    needs_atlas_mask: bool
+    name: ClassVar[str]
+    needs_atlas_mask: ClassVar[bool]
 
     def brain_mask(self, image: np.ndarray, grid: Grid, atlas_mask: np.ndarray | None) -> np.ndarray:
         """(I, J, K) bool brain mask of ``image`` (I, J, K) on ``grid``.

@@ -16,7 +16,6 @@ Every subject draws from its own generator, derived from (seed, data set, index)
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from typing import Literal
 
 import numpy as np
 
-from brainuad.version import __version__
 from brainuad.atomic import write_text
 from brainuad.checks import check_int
 from brainuad.data.io import write_image
@@ -36,11 +34,12 @@ from brainuad.data.layout import (
     SplitRecord,
     write_split_csv,
 )
+from brainuad.data.synth.parallel import map_subjects
 from brainuad.data.synth.preview import write_preview
 from brainuad.data.synth.subjects import SyntheticSubject, synthesize_subject
-from brainuad.data.synth.template import reference_anatomy
 from brainuad.errors import InputError
 from brainuad.lock import LOCK_FILE, FolderLock
+from brainuad.version import __version__
 
 SizeName = Literal["tiny", "small", "medium"]
 MARKER = "synthetic-cohort.json"
@@ -187,7 +186,9 @@ def synthesize_cohort(out: str | Path, *, size: SizeName = "small", seed: int = 
         counts = SIZES[size]
         tasks = [_Task(str(root), dataset_id, index, int(seed))
                  for dataset_id in DATASETS for index in range(counts.subjects(dataset_id))]
-        written = {(result.dataset_id, result.index): result for result in _run(tasks, int(workers), progress)}
+        results = map_subjects(_write_subject, tasks, int(workers), progress=progress,
+                               description="synthesizing subjects")
+        written = {(result.dataset_id, result.index): result for result in results}
         for dataset_id, spec in DATASETS.items():
             results = [written[dataset_id, index] for index in range(counts.subjects(dataset_id))]
             _write_splits(root, spec, counts, results)
@@ -262,34 +263,12 @@ def _write_subject(task: _Task) -> _Written:
     return _Written(task.dataset_id, task.index, subject.name, subject.age)
 
 
-def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_Written]:
-    """Write every task's subject, in this process or in a pool of ``workers`` processes."""
-    from tqdm import tqdm
-
-    def bar() -> tqdm:
-        return tqdm(total=len(tasks), desc="synthesizing subjects", unit="subject", disable=not progress)
-
-    reference_anatomy()  # built once here, so forked workers inherit it
-    results = []
-    if workers == 1:
-        with bar() as counter:
-            for task in tasks:
-                results.append(_write_subject(task))
-                counter.update()
-        return results
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(workers) as pool, bar() as counter:  # the pool forks before tqdm starts a thread
-        for result in pool.imap_unordered(_write_subject, tasks):
-            results.append(result)
-            counter.update()
-    return results
-
-
 def _write_splits(root: Path, spec: DatasetSpec, counts: CohortSize, written: list[_Written]) -> None:
     """Write the split CSVs of one data set from its subjects (in index order)."""
     def record(subject: _Written) -> SplitRecord:
         image = spec.modalities[0] if spec.healthy else spec.eval_modality
+        if image is None:
+            raise ValueError(f"the {spec.id} data set has no evaluation modality")
         return SplitRecord(img_name=subject.name, age=subject.age, label=0 if spec.healthy else 1,
                            img_path=_relative(spec, image, subject.name),
                            mask_path=_relative(spec, "mask", subject.name),

@@ -45,7 +45,13 @@ def write_preview(root: str | Path, path: str | Path | None = None, *, per_set: 
         if not (root / "splits" / spec.split_file("test")).is_file():
             continue
         records = load_split(root, dataset_id, "test")[:per_set]
-        for modality in spec.modalities if spec.healthy else (spec.eval_modality,):
+        if spec.healthy:
+            modalities = spec.modalities
+        elif spec.eval_modality is not None:
+            modalities = (spec.eval_modality,)
+        else:
+            raise ValueError(f"the {spec.id} data set has no evaluation modality")
+        for modality in modalities:
             rows.append((f"{_LABELS[dataset_id]} {modality.upper()}",
                          [_panel(root, record.with_modality(modality).img_path, record.seg_path, record.img_name)
                           for record in records]))

@@ -32,7 +32,6 @@ The download layouts written (names follow each set's real naming)::
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,7 +41,6 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
-from brainuad.version import __version__
 from brainuad.atomic import write_text
 from brainuad.checks import check_optional_int
 from brainuad.data.io import write_image
@@ -55,9 +53,11 @@ from brainuad.data.synth.cohort import (
     cohort_subject,
 )
 from brainuad.data.synth.fields import smooth_noise
+from brainuad.data.synth.parallel import map_subjects
 from brainuad.data.synth.subjects import SyntheticSubject
 from brainuad.data.synth.template import reference_anatomy
 from brainuad.lock import FolderLock
+from brainuad.version import __version__
 
 MARKER = "synthetic-raw.json"
 _SHELL_GRID_MM = 2  # the distance to the brain is computed on a 2 mm grid
@@ -429,7 +429,8 @@ def raw_files(dataset_id: str, name: str) -> dict[str, str]:
                 "labels": f"{folder}/{name}_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask.nii.gz"}
     if dataset_id == "wmh":
         folder = f"WMH/training/Synth/{name.split('_')[1]}"
-        return {"t1": f"{folder}/pre/T1.nii.gz", "flair": f"{folder}/pre/FLAIR.nii.gz", "labels": f"{folder}/wmh.nii.gz"}
+        return {"t1": f"{folder}/pre/T1.nii.gz", "flair": f"{folder}/pre/FLAIR.nii.gz",
+                "labels": f"{folder}/wmh.nii.gz"}
     raise ValueError(f"dataset_id must be one of {', '.join(PROFILES)}, got {dataset_id!r}")
 
 
@@ -523,30 +524,8 @@ def synthesize_raw(out: str | Path, *, size: SizeName = "small", seed: int = 0, 
         counts = {name: min(SIZES[size].subjects(name), limit or SIZES[size].subjects(name)) for name in chosen}
         tasks = [_RawTask(str(root), name, index, int(seed), float(coarsen))
                  for name in chosen for index in range(counts[name])]
-        results = _run(tasks, int(workers), progress)
+        results = map_subjects(_write_task, tasks, int(workers), progress=progress,
+                               description="raw synthetic scans")
         if "ixi" in chosen:
             write_ixi_ages(root, {index + 1: age for name, index, age in results if name == "ixi"})
         return RawSummary(root, counts, time.perf_counter() - started)
-
-
-
-
-def _run(tasks: list[_RawTask], workers: int, progress: bool) -> list[tuple[str, int, float]]:
-    from tqdm import tqdm
-
-    reference_anatomy()  # built once here, so forked workers inherit it
-    with tqdm(total=len(tasks), desc="raw synthetic scans", unit="subject", disable=not progress) as bar:
-        if workers == 1:
-            results = []
-            for task in tasks:
-                results.append(_write_task(task))
-                bar.update()
-            return results
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(workers) as pool:
-            results = []
-            for result in pool.imap_unordered(_write_task, tasks):
-                results.append(result)
-                bar.update()
-            return results
