@@ -26,7 +26,8 @@ def demo_folder(tiny_cohort, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def demo_run(demo_folder):
-    result = CliRunner().invoke(app, ["demo", "--out", str(demo_folder), "--size", "tiny", "--steps", "7"])
+    result = CliRunner().invoke(app, ["demo", "--out", str(demo_folder), "--size", "tiny", "--steps", "7",
+                                      "--limit", "1"])
     return result, " ".join(result.output.split())
 
 
@@ -39,6 +40,7 @@ def test_the_demo_trains_evaluates_and_reports(demo_folder, demo_run):
         stored = json.loads((demo_folder / "runs" / method / "thresholds.json").read_text())
         assert {record["dataset"] for record in stored["thresholds"]} == set(DEMO_SETS)
     assert "(7 steps budget)" in output and output.count("7 steps in") == 2
+    assert "the first 1 volume(s) of each split" in output
     for method in ("cddpm", "ddpm"):
         assert json.loads((demo_folder / "runs" / method / "training.json").read_text())["steps"] == 7
     report = demo_folder / "evaluation" / "report.html"
@@ -47,7 +49,9 @@ def test_the_demo_trains_evaluates_and_reports(demo_folder, demo_run):
     assert "cddpm" in page and "ddpm" in page and page.count("data:image/png;base64,") >= 4
     # the summary table: every method on every set, and the Dice ratio against Thresh
     summary = json.loads((demo_folder / "evaluation" / "summary.json").read_text())
-    assert {run["name"] for group in summary["summary"]["groups"] for run in group["runs"]} == set(DEMO_METHODS)
+    runs = [run for group in summary["summary"]["groups"] for run in group["runs"]]
+    assert {run["name"] for run in runs} == set(DEMO_METHODS)
+    assert {(result["n_val"], result["n_test"]) for run in runs for result in run["sets"]} == {(1, 1)}  # --limit 1
     for dataset in DEMO_SETS:
         assert f"{dataset}: cDDPM Dice is" in output and "that of intensity thresholding" in output
     assert output.count("brats21") >= 3 and output.count("mslub") >= 3

@@ -88,6 +88,10 @@ class DataConfig(Section):
                                   "downsampling (input_grid: the authors' code); evaluation and predict follow the run")
 
 
+TrainingPrecision = Literal["32-true", "bf16-mixed", "16-mixed"]
+"""The training precisions a run config may choose (Lightning's names)."""
+
+
 class TrainConfig(Section):
     """Optimisation and trainer settings (paper: Adam, lr 1e-5, at most 1600 epochs, batch 32)."""
 
@@ -98,7 +102,7 @@ class TrainConfig(Section):
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant (the paper) or cosine decay to lr/20 over the run's budget: max_epochs, "
                                 "max_steps or max_minutes, whichever ends the run first")
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = Field(
+    precision: TrainingPrecision = Field(
         "32-true", description="training precision: 32-true (the paper's fp32, the default), bf16-mixed or 16-mixed "
                                "(autocast; the authors' code trains cDDPM with 16-mixed)")
     seed: int = 0
@@ -266,7 +270,8 @@ def dump_config(config: BaseModel) -> str:
     """The config as YAML text (every value, defaults included), for a run directory."""
     values = config.model_dump(mode="json")
     ordered = {"method": values.pop("method"), **values}
-    return yaml.safe_dump(ordered, sort_keys=False)
+    text: str = yaml.safe_dump(ordered, sort_keys=False)
+    return text
 
 
 def packaged_config(name: str) -> Path:

@@ -26,7 +26,7 @@ from typing import Callable
 from brainuad.checks import check_optional_int
 from brainuad.config import packaged_config
 from brainuad.data.synth import synthesize_cohort
-from brainuad.data.synth.cohort import MARKER
+from brainuad.data.synth.cohort import MARKER, SizeName
 from brainuad.data.validate import validate_data_dir
 from brainuad.errors import BrainUADError
 from brainuad.evaluate.results import EvaluationSummary
@@ -115,8 +115,9 @@ def _budget_words(steps: int | None, minutes: float | None) -> str:
     return " or ".join(parts) + " budget"
 
 
-def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float | None = None, size: str = "small",
-             seed: int = 0, say: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
+def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float | None = None, size: SizeName = "small",
+             seed: int = 0, limit: int | None = None, say: Callable[[str], None] = print,
+             progress: bool = True) -> DemoResult:
     """Run the whole demo into ``out`` (see the module docstring).
 
     Args:
@@ -126,12 +127,14 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
             training stops at whichever comes first.
         size: synthetic cohort size (tiny, small or medium).
         seed: cohort and training seed.
+        limit: evaluate on the first ``limit`` volumes of every split only (a quick look), or all.
         say: where progress messages go.
         progress: show progress bars.
     """
     if steps is None and minutes is None:
         raise ValueError("give a training budget: steps, minutes or both")
     check_optional_int("steps", steps)
+    check_optional_int("limit", limit)
     if minutes is not None and not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes!r}")
     started = time.perf_counter()
@@ -170,9 +173,10 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
             if summary.psnr_noised_db is not None:
                 say(f"      PSNR at t=500 on healthy validation slices: noised {summary.psnr_noised_db:.1f} dB -> "
                     f"reconstruction {summary.psnr_reconstruction_db:.1f} dB")
-        say(f"[3/4] evaluating {', '.join(DEMO_METHODS)} on {', '.join(DEMO_SETS)} (validation-Dice threshold)")
+        say(f"[3/4] evaluating {', '.join(DEMO_METHODS)} on {', '.join(DEMO_SETS)} (validation-Dice threshold"
+            + (f"; the first {limit} volume(s) of each split)" if limit else ")"))
         evaluation = evaluate_runs(run_dirs, data, out / "evaluation", sets=DEMO_SETS, thresholds=("val-dice",),
-                                   ablation=False, progress=progress)
+                                   ablation=False, limit=limit, progress=progress)
         result = DemoResult(data, out / "evaluation" / "report.html", _rows(evaluation), time.perf_counter() - started)
         say(f"[4/4] report: {result.report}")
         return result

@@ -82,4 +82,5 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[A
                          f"(missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, "
                          f"e.g. {unexpected[:2]})", f"was {CONFIG_FILE} edited after training?")
     # channels-last: about 2x faster convolutions on CPUs (oneDNN) and the fast path on GPUs
-    return config, method.to(device, memory_format=torch.channels_last).eval()
+    # (torch's stubs of Module.to lack its memory_format keyword)
+    return config, method.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]

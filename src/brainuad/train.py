@@ -15,6 +15,7 @@ on the training volumes; ``config.yaml``, ``model.safetensors`` and ``training.j
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -23,23 +24,30 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor, nn
 
 from brainuad.atomic import write_text
 from brainuad.checks import check_fraction
+from brainuad.config import TrainingPrecision
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
+from brainuad.data.grid import GridVolume
 from brainuad.errors import ConfigError, InputError
 from brainuad.lock import FolderLock
+from brainuad.methods.base import AnomalyDetector
+from brainuad.methods.ddpm import DDPM
+from brainuad.methods.fanogan import FAnoGAN
 from brainuad.methods.registry import spec_of
+from brainuad.methods.spark import SparKPretrainer
 from brainuad.methods.spec import MethodSpec, OptimizerSettings
 from brainuad.run_directory import write_config
 from brainuad.training_check import diffusion_check
@@ -48,6 +56,15 @@ from brainuad.weights import save_weights
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 SUMMARY_FILE = "training.json"
+
+
+@runtime_checkable
+class _FitMethod(Protocol):
+    """A method trained by one pass over the training volumes (``training = "fit"``: Thresh)."""
+
+    def fit(self, volumes: Sequence[GridVolume]) -> None: ...
+
+    def training_loss(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
 
 
 class TrainingModule(L.LightningModule):
@@ -62,8 +79,10 @@ class TrainingModule(L.LightningModule):
             and with cuDNN on GPUs).
     """
 
-    def __init__(self, method: nn.Module, optimizer: OptimizerSettings, lr: float, val_seed: int = 0,
-                 channels_last: bool = False) -> None:
+    method: AnomalyDetector | SparKPretrainer
+
+    def __init__(self, method: AnomalyDetector | SparKPretrainer, optimizer: OptimizerSettings, lr: float,
+                 val_seed: int = 0, channels_last: bool = False) -> None:
         super().__init__()
         self.method = method
         self.optimizer_settings = optimizer
@@ -73,7 +92,7 @@ class TrainingModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
-            self.method.to(memory_format=torch.channels_last)
+            self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
 
     def _images(self, batch: dict[str, Tensor]) -> Tensor:
         images = batch["image"]
@@ -91,7 +110,7 @@ class TrainingModule(L.LightningModule):
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True)
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
         return self.optimizer_settings.build(self.method.parameters(), self.lr)
 
 
@@ -112,12 +131,14 @@ class AdversarialTrainingModule(TrainingModule):
         lr, val_seed, channels_last: see :class:`TrainingModule`.
     """
 
-    def __init__(self, method: nn.Module, optimizer: OptimizerSettings, lr: float, val_seed: int = 0,
+    method: FAnoGAN
+
+    def __init__(self, method: FAnoGAN, optimizer: OptimizerSettings, lr: float, val_seed: int = 0,
                  channels_last: bool = False) -> None:
         super().__init__(method, optimizer, lr, val_seed, channels_last)
         self.automatic_optimization = False
 
-    def _update(self, optimizer, loss_fn) -> Tensor:
+    def _update(self, optimizer: LightningOptimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
         with self.toggled_optimizer(optimizer):
             loss = loss_fn()
             self.manual_backward(loss)
@@ -127,7 +148,10 @@ class AdversarialTrainingModule(TrainingModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:
         images = self._images(batch)
-        critic_optimizer, generator_optimizer, encoder_optimizer = self.optimizers()
+        optimizers = self.optimizers()
+        if not isinstance(optimizers, list):
+            raise RuntimeError(f"f-AnoGAN trains with three optimisers, got a single {type(optimizers).__name__}")
+        critic_optimizer, generator_optimizer, encoder_optimizer = optimizers
         size = len(images)
         if not self.method.in_gan_stage(self.current_epoch):
             loss = self._update(encoder_optimizer, lambda: self.method.training_loss(images))
@@ -175,9 +199,11 @@ class CosineLearningRate(Callback):
         done = trainer.current_epoch / max(trainer.max_epochs or 1, 1)
         if trainer.max_steps and trainer.max_steps > 0:
             done = max(done, trainer.global_step / trainer.max_steps)
-        timer = next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
+        # Lightning sets Trainer.callbacks in its callback connector, so its type hints lack it
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        timer = next((callback for callback in callbacks if isinstance(callback, Timer)), None)
         remaining = None if timer is None else timer.time_remaining("train")
-        if remaining is not None:
+        if timer is not None and remaining is not None:
             elapsed = timer.time_elapsed("train")
             done = max(done, elapsed / max(elapsed + remaining, 1e-9))
         return min(max(done, 0.0), 1.0)
@@ -186,7 +212,8 @@ class CosineLearningRate(Callback):
         """The learning-rate multiplier at ``progress``: 1 at 0, ``final_fraction`` at 1."""
         return self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
         factor = self.factor(self.progress(trainer))
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
@@ -204,7 +231,10 @@ class RandomState(Callback):
     """
 
     def state_dict(self) -> dict:
-        kind, key, position, has_gauss, cached = np.random.get_state()
+        numpy_state = np.random.get_state()
+        if not isinstance(numpy_state, tuple):  # legacy=True: always the MT19937 tuple
+            raise RuntimeError(f"numpy's random state is a {type(numpy_state).__name__}, not the legacy tuple")
+        kind, key, position, has_gauss, cached = numpy_state
         version, internal, gauss = random.getstate()
         state = {"torch": torch.get_rng_state(),
                  "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "position": int(position),
@@ -228,7 +258,7 @@ class RandomState(Callback):
 
 
 def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = None, max_minutes: float | None = None,
-                  precision: str = "32-true", accelerator: str = "auto", devices: int | str = "auto",
+                  precision: TrainingPrecision = "32-true", accelerator: str = "auto", devices: int | str = "auto",
                   strategy: str = "auto", check_val_every_n_epoch: int = 1, log_every_n_steps: int = 10,
                   lr_schedule: str = "constant", progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
@@ -246,7 +276,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = Non
         default_root_dir=run_dir,
         max_epochs=max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
-        max_time={"minutes": max_minutes} if max_minutes else None,
+        max_time=datetime.timedelta(minutes=max_minutes) if max_minutes else None,
         precision=precision,
         accelerator=accelerator,
         devices=devices,
@@ -295,6 +325,8 @@ def _fit_run(config: Any, spec: MethodSpec[Any], run_dir: Path, method: nn.Modul
              started: float) -> TrainingSummary:
     """Thresh: fit the method on the training volumes, report its loss on the validation slices
     (the mean over slices), save the fitted state."""
+    if not isinstance(method, _FitMethod):
+        raise TypeError(f"{type(method).__name__} trains by fit(volumes) but has no fit or training_loss")
     data.setup("fit")
     method.fit(data.train_volumes)
     total, count = 0.0, 0
@@ -347,9 +379,18 @@ def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary
         stack_size=spec.stack_size(config))
     if spec.training == "fit":
         return _fit_run(config, spec, run_dir, method, data, started)
-    module_type = AdversarialTrainingModule if spec.training == "adversarial" else TrainingModule
-    module = module_type(method, spec.optimizer, config.train.lr, val_seed=config.train.seed,
-                         channels_last=config.train.channels_last)
+    module: TrainingModule
+    if spec.training == "adversarial":
+        if not isinstance(method, FAnoGAN):
+            raise TypeError(f"adversarial training needs an f-AnoGAN, got {type(method).__name__}")
+        module = AdversarialTrainingModule(method, spec.optimizer, config.train.lr, val_seed=config.train.seed,
+                                           channels_last=config.train.channels_last)
+    else:
+        if not isinstance(method, (AnomalyDetector, SparKPretrainer)):
+            raise TypeError(f"gradient training needs an AnomalyDetector or SparKPretrainer, got "
+                            f"{type(method).__name__}")
+        module = TrainingModule(method, spec.optimizer, config.train.lr, val_seed=config.train.seed,
+                                channels_last=config.train.channels_last)
     trainer, checkpoint = build_trainer(
         run_dir, max_epochs=config.train.max_epochs, max_steps=config.train.max_steps,
         max_minutes=config.train.max_minutes,
@@ -373,6 +414,8 @@ def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary
         return summary
     weights = save_weights(run_dir / spec.weights_file, spec.exported_weights(state))
     if spec.noise_levels(config) is not None:
+        if not isinstance(method, DDPM):
+            raise TypeError(f"the PSNR check after training needs a DDPM, got {type(method).__name__}")
         method.load_state_dict(state)
         check = diffusion_check(method.cpu(), data.val_volumes, run_dir / "examples.png", seed=config.train.seed)
         summary.psnr_noised_db = round(check.psnr_noised_db, 2)

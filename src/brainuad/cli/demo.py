@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import typer
 
 from brainuad.cli.console import console, user_errors
+
+if TYPE_CHECKING:
+    from brainuad.data.synth.cohort import SizeName
 
 __all__ = ["demo"]
 
@@ -20,6 +23,8 @@ def demo(
                                                                  "then results depend on the machine's speed."),
     size: str = typer.Option("small", help="Synthetic cohort size: tiny, small or medium."),
     seed: int = typer.Option(0, help="Seed of the synthetic cohort and of training."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate on the first N volumes of every split only "
+                                                          "(a quick look, not a result)."),
 ) -> None:
     """The main job on data it generates, no data needed.
 
@@ -34,8 +39,10 @@ def demo(
 
     if size not in ("tiny", "small", "medium"):
         raise typer.BadParameter(f"size must be tiny, small or medium, got {size!r}", param_hint="--size")
+    size_name = cast("SizeName", size)
     with user_errors():
-        result = run_demo(out, steps=steps, minutes=minutes, size=size, seed=seed, say=console.print)
+        result = run_demo(out, steps=steps, minutes=minutes, size=size_name, seed=seed, limit=limit,
+                          say=console.print)
     table = Table("method", "set", "threshold", "Dice (%)", "AUPRC per volume (%)", "AUPRC pooled (%)",
                   title="Test split, validation-Dice threshold (synthetic cohort)")
     for row in result.rows:

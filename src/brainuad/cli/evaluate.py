@@ -6,7 +6,7 @@ Heavy modules (torch, the protocol) are imported inside the function, so ``brain
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
@@ -83,7 +83,7 @@ def evaluate(
 
     from brainuad.data.layout import LESION_SETS
     from brainuad.evaluate.outputs import REPORT_FILE
-    from brainuad.evaluate.postprocess import PostProcessing
+    from brainuad.evaluate.postprocess import PostProcessing, PostProcessingOrder
     from brainuad.evaluate.rules import threshold_rules
     from brainuad.evaluate.runs import evaluate_runs
     from brainuad.evaluate.tables import segmentation_table
@@ -91,6 +91,7 @@ def evaluate(
     if postprocess_order not in ("paper", "authors_code"):
         raise typer.BadParameter(f"must be 'paper' or 'authors_code', got {postprocess_order!r}",
                                  param_hint="--postprocess-order")
+    order = cast(PostProcessingOrder, postprocess_order)
     levels = _levels(t_test)
     thresholds = split_list(threshold) or ["val-dice"]
     try:
@@ -106,7 +107,7 @@ def evaluate(
     with user_errors():
         summary = evaluate_runs(
             runs, data, out, sets=chosen_sets, thresholds=thresholds,
-            postprocessing=PostProcessing(order=postprocess_order), lpips_weights=lpips_weights, t_sweep=levels,
+            postprocessing=PostProcessing(order=order), lpips_weights=lpips_weights, t_sweep=levels,
             ablation=not no_ablation, limit=limit, device=device, cache_dir=cache_dir, progress=True)
     table = segmentation_table(summary, summary.headline)
     shown = RichTable(*table.row_headers, *(column.name for column in table.columns), title=table.title)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from brainuad.lock import FolderLock
 __all__ = ["predict"]
 
 
-def _predict_all(detector, scans: list[Path], mask: Optional[Path], out: Path, failures: list) -> int:
+def _predict_all(detector, scans: Sequence[Path], mask: Optional[Path], out: Path, failures: list) -> int:
     """Predict and write every scan, reporting each; failures are appended; returns how many were written."""
     from brainuad.predict import write_prediction
 

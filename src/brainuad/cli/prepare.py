@@ -6,11 +6,14 @@ Heavy modules are imported inside the function, so ``brainuad --help`` stays fas
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import typer
 
 from brainuad.cli.console import console, err_console, user_errors
+
+if TYPE_CHECKING:
+    from brainuad.preprocess.prepare import SplitScheme
 
 __all__ = ["prepare"]
 
@@ -55,8 +58,9 @@ def prepare(
         raise typer.BadParameter(str(error), param_hint=error.option) from None
     if splits not in ("paper", "authors"):
         raise typer.BadParameter(f"choose paper or authors, got {splits!r}", param_hint="--splits")
+    scheme = cast("SplitScheme", splits)
     with user_errors():
         pipeline = default_pipeline(dataset, atlas=load_atlas(atlas, atlas_mask), skull_strip=skull_strip)
-        summary = prepare_dataset(dataset, src, out, pipeline=pipeline, workers=workers, splits=splits, progress=True)
+        summary = prepare_dataset(dataset, src, out, pipeline=pipeline, workers=workers, splits=scheme, progress=True)
     (console if summary.ok else err_console).print(summary.describe(), markup=False, highlight=False)
     raise typer.Exit(0 if summary.ok else 1)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from brainuad.cli.console import console, user_errors
+
+if TYPE_CHECKING:
+    from brainuad.data.synth.cohort import CohortSummary, SizeName
+    from brainuad.data.synth.raw import RawSummary
 
 __all__ = ["synth"]
 
@@ -31,11 +36,13 @@ def synth(
 
     if size not in ("tiny", "small", "medium"):
         raise typer.BadParameter(f"size must be tiny, small or medium, got {size!r}", param_hint="--size")
+    size_name = cast("SizeName", size)
+    summary: RawSummary | CohortSummary
     with user_errors():
         if raw:
             from brainuad.data.synth.raw import synthesize_raw
 
-            summary = synthesize_raw(out, size=size, seed=seed, workers=workers, progress=True)
+            summary = synthesize_raw(out, size=size_name, seed=seed, workers=workers, progress=True)
         else:
-            summary = synthesize_cohort(out, size=size, seed=seed, workers=workers, progress=True)
+            summary = synthesize_cohort(out, size=size_name, seed=seed, workers=workers, progress=True)
     console.print(summary.describe())

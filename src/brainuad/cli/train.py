@@ -33,7 +33,7 @@ def _train(config_path: Path, data: Optional[Path], out: Optional[Path], overrid
         summary = train_run(config, run_dir)
     console.print(f"done: {summary.epochs} epochs, {summary.steps} steps in {summary.seconds:.0f} s; "
                   f"best validation loss {summary.best_val_loss}")
-    if summary.psnr_noised_db is not None:
+    if summary.psnr_noised_db is not None and summary.psnr_reconstruction_db is not None:
         console.print(f"PSNR against the clean validation slices at t=500: noised input "
                       f"{summary.psnr_noised_db:.2f} dB, reconstruction {summary.psnr_reconstruction_db:.2f} dB "
                       f"({summary.psnr_reconstruction_db - summary.psnr_noised_db:+.2f} dB); "

@@ -13,7 +13,7 @@ from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
 from brainuad.data.grid import GridVolume
-from brainuad.data.layout import split_subjects
+from brainuad.data.layout import SplitName, split_subjects
 
 
 class HealthySlicesDataModule(L.LightningDataModule):
@@ -60,7 +60,7 @@ class HealthySlicesDataModule(L.LightningDataModule):
         self.train_volumes: list[GridVolume] = []
         self.val_volumes: list[GridVolume] = []
 
-    def _load(self, split: str) -> list[GridVolume]:
+    def _load(self, split: SplitName) -> list[GridVolume]:
         subjects = split_subjects(self.root, "ixi", split, self.fold, self.modality)
         iterator: Iterable = subjects
         if self.progress is not None:

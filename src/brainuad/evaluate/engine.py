@@ -190,7 +190,7 @@ def _optional_mean(values: list[float | None]) -> MeanStd | None:
     """Mean and population std of per-volume values, or None when they were not measured."""
     if not values or values[0] is None:
         return None
-    return mean_std(values, ddof=0)
+    return mean_std([np.nan if value is None else value for value in values], ddof=0)  # nan: not measured
 
 
 class _TestSplit:
@@ -229,7 +229,9 @@ class _TestSplit:
 
     def finish_oracle(self, where: str) -> dict[Binarisation, Threshold]:
         """Choose the oracle thresholds on the archived test maps and add their segmentations."""
-        chosen = {}
+        chosen: dict[Binarisation, Threshold] = {}
+        if self.archive is None:  # no oracle rule: nothing was archived
+            return chosen
         for pair in self.oracle_pairs:
             threshold = _select(pair.rule, self.archive.pool, where)
             rescored = self.archive.rescore(threshold.value, pair.variant.postprocessing)
@@ -336,6 +338,8 @@ def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: 
     for subject in _track(subjects, context.bar("ixi", "test"), context.progress):
         volume = context.cache.load(subject)
         reconstruction = scorer.score(volume).reconstruction
+        if reconstruction is None:
+            raise ValueError(f"the healthy evaluation needs reconstructions; the scorer gave none for {volume.name}")
         distance = None
         if lpips is not None:
             pair = [torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]

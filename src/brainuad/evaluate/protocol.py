@@ -186,7 +186,7 @@ def _sweep(method: AnomalyScorer, name: str, levels: tuple[int, ...], headline: 
         return (), None
     default = tuple(method.levels())
     pairs = (Binarisation(full, headline),)
-    points = []
+    points: list[SweepPoint] = []
     for level in levels:
         if default == (level,):
             points.extend(SweepPoint(level, result) for result in results)

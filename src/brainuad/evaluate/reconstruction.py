@@ -204,6 +204,7 @@ def build_med3d_resnet(depth: int = 10) -> resnet.ResNet:
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """Tensors of a safetensors file or of a ``torch.save``d (Med3D) state dict."""
+    state: object  # torch.load may return any object: checked below
     try:
         if path.suffix == ".safetensors":
             state = load_file(str(path))

@@ -82,6 +82,8 @@ def _examples_figure(examples: Sequence[ExampleSlice], title: str) -> Figure:
     for row, example in enumerate(examples):
         images = [(example.image, "gray", 0.0, 1.0)]
         if with_reconstruction:
+            if example.reconstruction is None:
+                raise ValueError(f"example {example.volume!r} has no reconstruction, but the first example has one")
             images.append((example.reconstruction, "gray", 0.0, 1.0))
         images += [(example.anomaly_map, "inferno", 0.0, top), (example.prediction, "gray", 0, 1),
                    (example.target, "gray", 0, 1)]

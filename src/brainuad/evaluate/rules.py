@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.results import FULL, PoolSource
@@ -79,7 +80,8 @@ def postprocessing_variants(base: PostProcessing, ablation: bool) -> tuple[PostP
     if ablation:
         for label, step in (("without CC", "components"), ("without MF", "median"), ("without BE", "erosion")):
             if getattr(base, step):
-                variants.append(PostProcessingVariant(label, replace(base, **{step: False})))
+                without: dict[str, Any] = {step: False}
+                variants.append(PostProcessingVariant(label, replace(base, **without)))
     return tuple(variants)
 
 

@@ -149,7 +149,9 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
         except ValueError as error:
             raise InputError(path, str(error)) from None
         timesteps = spec_of(config).noise_levels(config)
-        for level in check_levels(t_sweep) if timesteps is not None else ():  # others: skipped, with a note
+        if timesteps is None:  # not a diffusion method: its sweep is skipped, with a note
+            continue
+        for level in check_levels(t_sweep):
             if not 1 <= level <= timesteps:
                 raise InputError(path, f"t_test {level} lies outside the 1..{timesteps} levels of "
                                        "its diffusion schedule")

@@ -38,6 +38,7 @@ import numpy as np
 from brainuad.evaluate.results import (
     EvaluationSummary,
     GroupResult,
+    LesionVolume,
     RunResult,
     SetResult,
 )
@@ -235,9 +236,10 @@ class Table:
             values: list[object] = list(row.labels)
             for cell, column, difference in zip(row.cells, self.columns, with_difference):
                 value = cell.value
-                present = value is not None and value.n > 0
-                values += [_number(value.mean * column.scale) if present else "",
-                           _number(value.std * column.scale) if present else "", value.n if present else 0]
+                if value is not None and value.n > 0:
+                    values += [_number(value.mean * column.scale), _number(value.std * column.scale), value.n]
+                else:
+                    values += ["", "", 0]
                 if difference:
                     values.append("" if cell.difference is None else _number(cell.difference * column.scale))
             writer.writerow(values)
@@ -316,7 +318,7 @@ class _Metric:
 
     column: Column
     per_run: Callable[[RunResult], float | None]
-    per_volume: Callable[[RunResult], dict[str, float]] | None
+    per_volume: Callable[[RunResult], dict[str, float | None]] | None
 
 
 def _fold_values(metric: _Metric, group: GroupResult) -> list[float]:
@@ -333,6 +335,8 @@ def _aggregate(metric: _Metric, group: GroupResult) -> MeanStd | None:
 
 def _volume_means(metric: _Metric, group: GroupResult) -> dict[str, float]:
     """Each volume's value averaged over the group's folds (finite values only)."""
+    if metric.per_volume is None:
+        raise ValueError(f"the {metric.column.name} column has no per-volume values")
     collected: dict[str, list[float]] = {}
     for run in group.runs:
         for name, value in metric.per_volume(run).items():
@@ -350,10 +354,10 @@ def _test(metric: _Metric, first: GroupResult, second: GroupResult) -> Permutati
             return None
         return paired_permutation_test([a[name] for name in common], [b[name] for name in common],
                                        n_permutations=N_PERMUTATIONS, seed=0)
-    a, b = _fold_values(metric, first), _fold_values(metric, second)
-    if len(a) < 2 or len(b) < 2:
+    folds_a, folds_b = _fold_values(metric, first), _fold_values(metric, second)
+    if len(folds_a) < 2 or len(folds_b) < 2:
         return None
-    return unpaired_permutation_test(a, b, n_permutations=N_PERMUTATIONS, seed=0)
+    return unpaired_permutation_test(folds_a, folds_b, n_permutations=N_PERMUTATIONS, seed=0)
 
 
 def _compared_row_cells(metrics: Sequence[_Metric], groups: Sequence[GroupResult]
@@ -363,11 +367,12 @@ def _compared_row_cells(metrics: Sequence[_Metric], groups: Sequence[GroupResult
     marks = [[(False, False)] * len(metrics) for _ in groups]
     comparisons = []
     for j, metric in enumerate(metrics):
-        candidates = [i for i in range(len(groups)) if values[i][j] is not None and values[i][j].n > 0]
+        measured = {i: value for i, value in enumerate(row[j] for row in values) if value is not None and value.n > 0}
+        candidates = list(measured)
         if metric.column.better is None or len(candidates) < 2:
             continue
         sign = 1.0 if metric.column.better == "higher" else -1.0
-        best = max(candidates, key=lambda i: sign * values[i][j].mean)
+        best = max(candidates, key=lambda i: sign * measured[i].mean)
         tests, untested = [], []
         for other in candidates:
             if other == best:
@@ -388,16 +393,18 @@ def _compared_row_cells(metrics: Sequence[_Metric], groups: Sequence[GroupResult
 
 def _set_metric(dataset: str, modality: str, title: str, scale: float, better: Better,
                 per_set: Callable[[SetResult], float | None],
-                per_volume: Callable[[object], float | None] | None) -> _Metric:
+                per_volume: Callable[[LesionVolume], float | None] | None) -> _Metric:
     """A metric of one lesion set, read from each run's :class:`SetResult` (and its volumes)."""
 
     def run_value(run: RunResult) -> float | None:
         result = run.set_result(dataset)
         return None if result is None else per_set(result)
 
-    def volume_values(run: RunResult) -> dict[str, float]:
+    def volume_values(run: RunResult) -> dict[str, float | None]:
         result = run.set_result(dataset)
-        return {} if result is None else {volume.name: per_volume(volume) for volume in result.volumes}
+        if result is None or per_volume is None:  # per_volume None: the metric has no volume_values
+            return {}
+        return {volume.name: per_volume(volume) for volume in result.volumes}
 
     return _Metric(Column(dataset_title(dataset, modality), title, scale, 2, better), run_value,
                    volume_values if per_volume is not None else None)
@@ -412,7 +419,7 @@ def _healthy_metric(modality: str, attribute: str, title: str, scale: float, dec
             return None
         return getattr(run.healthy, attribute).mean
 
-    def volume_values(run: RunResult) -> dict[str, float]:
+    def volume_values(run: RunResult) -> dict[str, float | None]:
         if run.healthy is None or run.modality != modality:
             return {}
         return {volume.name: getattr(volume, attribute) for volume in run.healthy.volumes}
@@ -453,7 +460,7 @@ def reconstruction_table(summary: EvaluationSummary) -> Table | None:
         runs = [run for group in groups for run in group.runs if run.modality == modality]
         metrics += [_healthy_metric(modality, "ssim", "SSIM [%] ↑", 100.0, 2),
                     _healthy_metric(modality, "psnr", "PSNR [dB] ↑", 1.0, 2)]
-        if any(run.healthy.lpips is not None for run in runs):
+        if any(run.healthy is not None and run.healthy.lpips is not None for run in runs):
             metrics.append(_healthy_metric(modality, "lpips", "LPIPS (e-3) ↓", 1e3, 2))
         metrics += [_healthy_metric(modality, "l1", "l1-error (e-3) ↓", 1e3, 2),
                     _healthy_metric(modality, "kld", "KLD ↓", 1.0, 3)]

@@ -39,8 +39,9 @@ METHODS = tuple(SPECS)
 DETECTORS = tuple(name for name, spec in SPECS.items() if spec.detector)
 """The methods that are anomaly detectors (``brainuad train``); the others are pre-trainers."""
 
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(
-    Annotated[Union[tuple(spec.config for spec in SPECS.values())], Field(discriminator="method")])  # type: ignore[misc]
+# The union of the config classes is built at run time, so it is a value of type Any to mypy.
+_CONFIG_UNION: Any = Annotated[Union[tuple(spec.config for spec in SPECS.values())], Field(discriminator="method")]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(_CONFIG_UNION)
 
 
 def spec_of(config_or_name: RunConfigBase | str) -> MethodSpec[Any]:

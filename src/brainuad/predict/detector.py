@@ -282,24 +282,27 @@ class Detector:
                             "(right only for a skull-stripped scan)")
             mask_source = "the scan's nonzero voxels"
             volume = volume.with_arrays(mask=brain)
+        else:
+            brain = volume.mask
         reorientation = Reorientation.to_axes(volume.shape, volume.affine, self.orientation)
+        oriented_brain = reorientation.apply(brain)
         oriented = Volume(reorientation.apply(volume.image), reorientation.affine,
-                          mask=reorientation.apply(volume.mask), name=volume.name, source=volume.source)
+                          mask=oriented_brain, name=volume.name, source=volume.source)
         try:
             grid = to_model_grid(oriented, normalise_on=self.normalise_on)
         except ValueError as error:
             raise InputError(where, str(error)) from None
-        inside = int(grid.transform.crop(oriented.mask).sum())
-        outside = 1.0 - inside / int(oriented.mask.sum())
+        inside = int(grid.transform.crop(oriented_brain).sum())
+        outside = 1.0 - inside / int(oriented_brain.sum())
         notes = [f"{outside:.0%} of the brain lies outside the model's centred "
                  f"{' x '.join(map(str, CROP_SHAPE))} mm box and scores 0"] if outside >= 0.005 else []
-        brain_mask = volume.mask
+        brain_mask = brain
         if preprocessed is not None:
             record = preprocessed.record
             notes.append(f"preprocessed: {', '.join(record.steps)} (atlas {record.atlas or 'none'}, skull strip "
                          f"{record.skull_strip}) in {sum(record.seconds.values()):.0f} s; maps carried back to the "
                          "raw scan's grid")
-            brain_mask = preprocessed.to_raw(volume.mask.astype(np.float32), interpolation="nearest") > 0.5
+            brain_mask = preprocessed.to_raw(brain.astype(np.float32), interpolation="nearest") > 0.5
         return PreparedScan(volume.name, volume.source, grid, reorientation, brain_mask, mask_source, tuple(notes),
                             tuple(warnings), preprocessed)
 
@@ -308,6 +311,8 @@ class Detector:
         or found beside it); returns the result and which brain mask was used, in words."""
         from brainuad.preprocess.pipeline import ScanInputs
 
+        if self.preprocessing is None:
+            raise ValueError("this Detector has no preprocessing pipeline for raw scans")
         if mask is None:
             mask = find_mask(path)
             source = None if mask is None else f"found beside the scan: {mask}"
@@ -352,8 +357,12 @@ class Detector:
         """
         if not isinstance(self.method, Reconstructor):
             raise ValueError(f"{type(self.method).__name__} has no reconstruct(): it gives anomaly maps only")
-        scan = self.prepare(scan, mask)
-        return np.clip(scan.to_input(self.scorer.score(scan.grid).reconstruction, label=False), 0.0, 1.0)
+        prepared = self.prepare(scan, mask)
+        reconstruction = self.scorer.score(prepared.grid).reconstruction
+        if reconstruction is None:
+            raise ValueError(f"{type(self.method).__name__} gave no reconstruction")
+        clipped: np.ndarray = np.clip(prepared.to_input(reconstruction, label=False), 0.0, 1.0)
+        return clipped
 
     def predict_files(self, scans: Sequence[str | Path],
                       mask: str | Path | None = None) -> Iterator[tuple[Path, PredictionResult | BrainUADError]]:

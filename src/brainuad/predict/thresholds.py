@@ -45,6 +45,7 @@ class ThresholdChoice:
 
 def _stored_choice(records: Sequence[RunThreshold], dataset: str | None, where: Path, how: str) -> ThresholdChoice:
     """The record of ``dataset`` (default: the first) among evaluation thresholds."""
+    record: RunThreshold | None
     if dataset is None:
         record = records[0]
     else:

@@ -121,8 +121,9 @@ def _compose(anatomy: SubjectAnatomy, parts: list[tuple[Grown, np.ndarray]]) -> 
 class _Occupancy:
     """Brain voxels already taken by a lesion or touching one, so separate lesions never merge."""
 
-    _OFFSETS = np.ravel_multi_index(np.indices((3, 3, 3)).reshape(3, -1), GRID_SHAPE) - np.ravel_multi_index(
-        (1, 1, 1), GRID_SHAPE)
+    # asarray: numpy's stubs type ravel_multi_index of a (3, N) array as a scalar
+    _OFFSETS = np.asarray(np.ravel_multi_index(np.indices((3, 3, 3)).reshape(3, -1), GRID_SHAPE)) - \
+        np.ravel_multi_index((1, 1, 1), GRID_SHAPE)
 
     def __init__(self, anatomy: SubjectAnatomy) -> None:
         self.anatomy = anatomy

@@ -111,11 +111,13 @@ class Acquisition:
     def coarsened(self, factor: float) -> "Acquisition":
         """The same field of view with voxels at least ``factor`` times the finest spacing on every axis."""
         finest = min(self.spacing) * factor
-        return replace(self, spacing=tuple(max(s, finest) for s in self.spacing))
+        x, y, z = (max(s, finest) for s in self.spacing)
+        return replace(self, spacing=(x, y, z))
 
     def grid(self, rng: np.random.Generator, centre: np.ndarray) -> tuple[tuple[int, int, int], np.ndarray]:
         """(shape, affine) of a grid centred on ``centre`` (world mm), tilted at random."""
-        shape = tuple(max(1, int(round(f / s))) for f, s in zip(self.fov_mm, self.spacing))
+        i, j, k = (max(1, int(round(f / s))) for f, s in zip(self.fov_mm, self.spacing))
+        shape = (i, j, k)
         tilt = Rotation.from_rotvec(_unit(rng) * np.deg2rad(rng.uniform(0.5, 1.0) * self.max_tilt_deg)).as_matrix()
         affine = np.eye(4)
         affine[:3, :3] = tilt @ np.asarray(self.axes, dtype=np.float64) @ np.diag(self.spacing)
@@ -316,6 +318,8 @@ def _raw_grid(profile: RawProfile, modality: str, rng: np.random.Generator, pose
 
         template = datasets.load_mni152_template(resolution=1)
         return _coarsened_grid(tuple(template.shape), np.asarray(template.affine, dtype=np.float64), coarsen)
+    if profile.acquisitions is None:
+        raise ValueError(f"a raw profile in {profile.space!r} space needs its acquisitions")
     acquisition = profile.acquisitions[modality].coarsened(coarsen)
     head_centre = (pose @ np.append(centre, 1.0))[:3] + rng.uniform(-5.0, 5.0, size=3)
     return acquisition.grid(rng, head_centre)
@@ -324,9 +328,11 @@ def _raw_grid(profile: RawProfile, modality: str, rng: np.random.Generator, pose
 def _coarsened_grid(shape: tuple[int, int, int], affine: np.ndarray,
                     factor: float) -> tuple[tuple[int, int, int], np.ndarray]:
     """A fixed template grid with voxels ``factor`` times larger over the same field of view and centre."""
+    i, j, k = shape
     if factor == 1.0:
-        return tuple(shape), affine.copy()
-    coarse = tuple(max(1, int(round(size / factor))) for size in shape)
+        return (i, j, k), affine.copy()
+    ci, cj, ck = (max(1, int(round(size / factor))) for size in shape)
+    coarse = (ci, cj, ck)
     centre = affine @ np.append((np.asarray(shape) - 1) / 2.0, 1.0)
     scaled = affine.copy()
     scaled[:3, :3] *= factor
@@ -377,7 +383,8 @@ def _bias(rng: np.random.Generator, shape: tuple[int, int, int], affine: np.ndar
     """A smooth multiplicative field exp(amplitude * unit-variance field), varying over ~60 mm."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     extent = np.asarray(shape) * spacing
-    coarse_shape = tuple(int(np.ceil(e / _BIAS_GRID_MM)) + 1 for e in extent)
+    ci, cj, ck = (int(np.ceil(e / _BIAS_GRID_MM)) + 1 for e in extent)
+    coarse_shape = (ci, cj, ck)
     field = smooth_noise(rng, coarse_shape, _BIAS_SCALE_MM / _BIAS_GRID_MM)
     axes = [np.arange(size) * s / _BIAS_GRID_MM for size, s in zip(shape, spacing)]
     points = np.meshgrid(*axes, indexing="ij")
@@ -406,7 +413,7 @@ def _labels(dataset_id: str, lesion: np.ndarray, brain: np.ndarray, rng: np.rand
         candidates = np.argwhere(brain & ~ndimage.binary_dilation(lesion, iterations=4))
         if len(candidates):
             centre = candidates[rng.integers(len(candidates))]
-            index = np.indices(lesion.shape, sparse=True)
+            index: tuple[np.ndarray, ...] = np.indices(lesion.shape, sparse=True)  # numpy's stubs say tuple[()]
             ball = sum((axis - c) ** 2 for axis, c in zip(index, centre)) <= 4
             labels[ball & brain & ~lesion] = 2
     return labels

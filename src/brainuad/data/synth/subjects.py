@@ -108,6 +108,7 @@ def _synthesize(dataset_id: str, name: str, rng: np.random.Generator, reference:
     age = AGES[dataset_id].draw(rng)
     warp = Warp.draw(rng, reference.centre)
     spec = DATASETS[dataset_id]
+    anatomy: SubjectAnatomy | None
     if spec.healthy:
         anatomy = deform_reference(reference, warp)
         texture = smooth_noise(rng, GRID_SHAPE, _TEXTURE_SCALE_MM).ravel()[anatomy.support]
