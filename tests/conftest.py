@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import shared_folder
 
 # with pytest-xdist (make test runs 2 workers) each worker gets one core's worth of threads
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -19,9 +20,8 @@ def tiny_cohort(tmp_path_factory) -> Path:
     """A `tiny` synthetic data directory (seed 0). Treat it as read-only: use `cohort_copy` to modify."""
     from brainuad.data.synth import synthesize_cohort
 
-    root = tmp_path_factory.mktemp("tiny-cohort")
-    synthesize_cohort(root, size="tiny", seed=0, workers=2, progress=False)
-    return root
+    return shared_folder(tmp_path_factory, "tiny-cohort",
+                         lambda root: synthesize_cohort(root, size="tiny", seed=0, workers=2, progress=False))
 
 
 def _link_tree(source: Path, target: Path) -> Path:
@@ -65,9 +65,8 @@ def trained_ddpm_run(tiny_cohort, tmp_path_factory) -> Path:
         f"data.root={tiny_cohort}", "data.batch_size=6", "data.augment=false", "data.val_slices_per_volume=1",
         "train.lr=2e-3", f"train.max_epochs={TRAINED_DDPM_STEPS}",
         f"train.check_val_every_n_epoch={TRAINED_DDPM_STEPS}"])
-    run_dir = tmp_path_factory.mktemp("trained") / "ddpm-t2"
-    train_run(config, run_dir, progress=False)
-    return run_dir
+    return shared_folder(tmp_path_factory, "trained", lambda folder: train_run(config, folder / "ddpm-t2",
+                                                                             progress=False)) / "ddpm-t2"
 
 
 class PreprocessedScan(NamedTuple):

@@ -1,5 +1,8 @@
 """Small helpers shared by tests (importable because pytest puts tests/ on the path)."""
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -7,3 +10,23 @@ def replace_file(path: Path, data: bytes) -> None:
     """Give ``path`` new contents without touching the inode it may share with the session cohort."""
     path.unlink()
     path.write_bytes(data)
+
+
+def shared_folder(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A read-only folder built once per test session, also when pytest-xdist runs several workers:
+    the first worker to get here builds it under the session's common temporary folder (holding a
+    file lock), the others wait and reuse it. ``build(folder)`` fills the (existing, empty) folder."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' folders lie in one folder per session
+    folder, done = base / name, base / f"{name}.done"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.is_file():
+            if folder.exists():
+                shutil.rmtree(folder)  # an earlier worker failed half way
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder

@@ -14,11 +14,7 @@ resumes an interrupted training run from its last checkpoint.
 from __future__ import annotations
 
 import json
-import logging
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,7 +29,7 @@ from brainuad.evaluate.results import EvaluationSummary
 from brainuad.evaluate.runs import evaluate_runs
 from brainuad.lock import FolderLock
 from brainuad.methods.registry import load_config, spec_of
-from brainuad.train import SUMMARY_FILE, train_run
+from brainuad.train import SUMMARY_FILE, quiet_lightning, train_run
 
 DEMO_METHODS = ("cddpm", "ddpm", "thresh")
 DEMO_SETS = ("brats21", "mslub")
@@ -42,6 +38,9 @@ DEMO_STEPS = 500
 minutes, so a slower or busier machine trains the same models (a 4-minute budget gave 531 cDDPM
 steps on an idle 2-core CPU and 105 on a busy one). About 3.8 min (cDDPM) and 2.7 min (DDPM) on an
 idle 2-core CPU (docs/performance.md)."""
+CACHE = "cache"
+"""The folder under OUT where the model-grid copies of the volumes are kept for the trainings and the
+evaluation (each volume is resampled once instead of once per run)."""
 VALIDATE_EVERY_N_EPOCHS = 10
 """An epoch of the small cohort is 3 steps (one random slice of each of 40 volumes, batch 16):
 validating every 10th epoch leaves more of the budget to training. The learning rate decays over
@@ -91,23 +90,6 @@ def _rows(summary: EvaluationSummary) -> tuple[DemoRow, ...]:
             rows.append(DemoRow(run.method, result.dataset, scores.threshold.value, scores.dice.mean,
                                 scores.dice.std, result.average_precision.mean, result.pooled_average_precision))
     return tuple(rows)
-
-
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's start-up notes (accelerators found, a logging-service tip, the time limit
-    reached) and its warnings about epochs shorter than its logging interval: the demo says what it
-    trains and for how long itself. Its progress bars stay."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _budget_words(steps: int | None, minutes: float | None) -> str:
@@ -163,10 +145,11 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
                       "train.lr_schedule=cosine",
                       f"train.check_val_every_n_epoch={VALIDATE_EVERY_N_EPOCHS}"] if spec_of(method).training != "fit" \
                 else []
-            config = load_config(packaged_config(f"tiny/{method}"), [f"data.root={data}", "data.modality=t2",
-                                                                    "data.fold=0", f"train.seed={seed}", *budget])
+            config = load_config(packaged_config(f"tiny/{method}"), [
+                f"data.root={data}", "data.modality=t2", "data.fold=0", f"data.cache_dir={out / CACHE}",
+                f"train.seed={seed}", *budget])
             say(f"[2/4] training {method} into {run_dir}" + (f" ({_budget_words(steps, minutes)})" if budget else ""))
-            with _quiet_lightning():
+            with quiet_lightning():
                 summary = train_run(config, run_dir, progress=progress)
             if budget:
                 say(f"      {summary.steps} steps in {summary.seconds / 60:.1f} min")
@@ -176,7 +159,7 @@ def run_demo(out: str | Path, *, steps: int | None = DEMO_STEPS, minutes: float 
         say(f"[3/4] evaluating {', '.join(DEMO_METHODS)} on {', '.join(DEMO_SETS)} (validation-Dice threshold"
             + (f"; the first {limit} volume(s) of each split)" if limit else ")"))
         evaluation = evaluate_runs(run_dirs, data, out / "evaluation", sets=DEMO_SETS, thresholds=("val-dice",),
-                                   ablation=False, limit=limit, progress=progress)
+                                   ablation=False, limit=limit, cache_dir=out / CACHE, progress=progress)
         result = DemoResult(data, out / "evaluation" / "report.html", _rows(evaluation), time.perf_counter() - started)
         say(f"[4/4] report: {result.report}")
         return result

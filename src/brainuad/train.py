@@ -17,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import math
 import os
 import pickle
 import random
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
@@ -291,6 +294,23 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = Non
         deterministic=False,
     )
     return trainer, checkpoint
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's start-up notes (accelerators found, a logging-service tip, the time limit
+    reached) and its warnings about epochs shorter than its logging interval: the caller (the demo, an
+    experiment) says what it trains and for how long itself. Its progress bars stay."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass

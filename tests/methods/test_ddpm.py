@@ -32,25 +32,25 @@ def make(kind="ddpm", **options):
     return DDPM(tiny_unet(), SimplexNoise(feature_size=16.0), schedule, **options)
 
 
-@pytest.mark.parametrize("kind", ["ddpm", "cddpm", "pddpm"])
-def test_x0_loss_falls_by_half_when_overfitting(kind):
+@pytest.mark.parametrize(("kind", "steps"), [("ddpm", 150), ("cddpm", 80), ("pddpm", 80)])
+def test_x0_loss_falls_by_half_when_overfitting(kind, steps):
+    """Adam on four slices; measured once: the loss falls to 0.46 (DDPM, 150 steps), 0.29 (cDDPM, 80)
+    and 0.31 (pDDPM, 80) of its start."""
     torch.manual_seed(0)
     method = make(kind)
     images = smooth_slices(4)
     optimizer = torch.optim.Adam(method.parameters(), lr=3e-3)
-    evaluation = torch.Generator().manual_seed(1)
 
     def fixed_loss():
         with torch.no_grad():
             return method.training_loss(images, torch.Generator().manual_seed(1)).item()
 
     start = fixed_loss()
-    for _ in range(150):
+    for _ in range(steps):
         optimizer.zero_grad()
         method.training_loss(images).backward()
         optimizer.step()
     assert fixed_loss() < 0.5 * start, (start, fixed_loss())
-    del evaluation
 
 
 def test_volume_reconstruction_shape_and_ensemble_is_mean_of_passes():

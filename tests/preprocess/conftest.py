@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from helpers import shared_folder
 
 COARSE_SPACING_MM = 3.0
 COARSE_SHAPE = (64, 72, 60)  # 192 x 216 x 180 mm at 3 mm: the MNI brain with room to spare
@@ -40,10 +42,12 @@ def raw_downloads(tmp_path_factory) -> Path:
     their download layouts: ROOT/IXI, ROOT/BraTS21, ROOT/MSLUB, ROOT/ATLAS_2, ROOT/WMH. Read-only."""
     from brainuad.data.synth.raw import DOWNLOAD_FOLDERS, synthesize_raw
 
-    root = tmp_path_factory.mktemp("raw-downloads")
-    for dataset_id, folder in DOWNLOAD_FOLDERS.items():  # one call per set: each has its own count
-        part = tmp_path_factory.mktemp(f"raw-{dataset_id}")
-        synthesize_raw(part, size="tiny", seed=0, workers=2, datasets=(dataset_id,),
-                       limit=RAW_SUBJECTS.get(dataset_id, 2), coarsen=3.0, progress=False)
-        (part / folder).rename(root / folder)
-    return root
+    def build(root: Path) -> None:
+        for dataset_id, folder in DOWNLOAD_FOLDERS.items():  # one call per set: each has its own count
+            part = root / f".part-{dataset_id}"
+            synthesize_raw(part, size="tiny", seed=0, workers=2, datasets=(dataset_id,),
+                           limit=RAW_SUBJECTS.get(dataset_id, 2), coarsen=3.0, progress=False)
+            (part / folder).rename(root / folder)
+            shutil.rmtree(part)
+
+    return shared_folder(tmp_path_factory, "raw-downloads", build)
