@@ -368,7 +368,7 @@ def test_split_list_accepts_commas_and_repeats():
 
 def test_summary_rejects_two_runs_of_one_fold(tiny_cohort, grid_cache):
     run = quick(PlantedMap(), tiny_cohort, grid_cache, limit=1)
-    with pytest.raises(ValueError, match="same model and fold 0"):
+    with pytest.raises(ValueError, match=r"same model, modality and fold \(t2, fold 0\)"):
         summarise([run, run])
     assert isinstance(summarise([run]), EvaluationSummary)
 

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from brainuad.atomic import write_text
+from brainuad.digest import json_digest, listing_digest
 from brainuad.errors import InputError
 
 Modality = Literal["t1", "t2", "flair"]
@@ -138,6 +139,21 @@ class SplitRecord:
         """The same subject with ``img_path`` pointing to another modality (see :func:`modality_path`)."""
         return SplitRecord(self.img_name, self.age, self.label, modality_path(self.img_path, modality),
                            self.mask_path, self.seg_path)
+
+
+def splits_digest(root: str | Path) -> str:
+    """SHA-256 of the split CSVs of a data directory (names and contents, sorted by name): equal
+    splits, equal digests."""
+    folder = resolve_data_root(root) / "splits"
+    return json_digest([(path.name, path.read_text()) for path in sorted(folder.glob("*.csv"))])
+
+
+def data_files_digest(root: str | Path) -> tuple[str, int, int]:
+    """SHA-256 of the names and sizes of the files under ``Train/`` and ``Test/`` of a data
+    directory (see :func:`~brainuad.digest.listing_digest`): (digest, files, bytes)."""
+    root = resolve_data_root(root)
+    parts = [listing_digest(root / stage) for stage in ("Train", "Test") if (root / stage).is_dir()]
+    return (json_digest([part[0] for part in parts]), sum(part[1] for part in parts), sum(part[2] for part in parts))
 
 
 def modality_path(img_path: str, modality: str) -> str:

@@ -7,7 +7,7 @@ protocol this implements), so memory does not grow with the number of test volum
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -51,7 +51,7 @@ _EXAMPLE_ROLES = ("best", "median", "worst")
 _Item = TypeVar("_Item")
 
 
-def _track(items: Sequence[_Item], description: str, enabled: bool) -> Iterator[_Item]:
+def track(items: Sequence[_Item], description: str, enabled: bool) -> Iterator[_Item]:
     """Iterate ``items`` with a rich progress bar on stderr when ``enabled``."""
     if not enabled:
         yield from items
@@ -79,7 +79,12 @@ def _subjects(data_root: Path, dataset: str, split: Literal["val", "test"], moda
 
 @dataclass(frozen=True)
 class SplitContext:
-    """What every split of one run is evaluated with."""
+    """What every split of one run is evaluated with.
+
+    Attributes:
+        shift: a change applied to every volume as it is read (the domain-shift study's contrast
+            levels), or None; every number is then measured against the changed image.
+    """
 
     data_root: Path
     modality: str
@@ -88,9 +93,20 @@ class SplitContext:
     cache: GridCache
     progress: bool
     run: str
+    shift: Callable[[GridVolume], GridVolume] | None = None
 
     def bar(self, dataset: str, split: str, suffix: str = "") -> str:
         return f"{self.run}: {dataset} {split}{suffix}"
+
+    def subjects(self, dataset: str, split: Literal["val", "test"]) -> list[Subject]:
+        """The subjects of one split (the IXI validation split of the run's fold), first ``limit`` only."""
+        fold = self.fold if dataset == "ixi" and split == "val" else None
+        return _subjects(self.data_root, dataset, split, self.modality, fold, self.limit)
+
+    def load(self, subject: Subject) -> GridVolume:
+        """The subject's model-grid volume (through the cache), shifted when the context says so."""
+        volume = self.cache.load(subject)
+        return volume if self.shift is None else self.shift(volume)
 
 
 def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], context: SplitContext,
@@ -98,8 +114,8 @@ def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], c
     """Brain voxels of the post-processed maps of the IXI validation volumes of the run's fold."""
     subjects = _subjects(context.data_root, "ixi", "val", context.modality, context.fold, context.limit)
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
-    for subject in _track(subjects, context.bar("ixi", f"val fold {context.fold}", suffix), context.progress):
-        volume = context.cache.load(subject)
+    for subject in track(subjects, context.bar("ixi", f"val fold {context.fold}", suffix), context.progress):
+        volume = context.load(subject)
         scored = scorer.score(volume)
         for variant, pool in pools.items():
             pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), mask=volume.mask)
@@ -114,8 +130,8 @@ def _pool_lesion_val(scorer: VolumeScorer, dataset: str, variants: list[PostProc
         return {}, 0
     subjects = _subjects(context.data_root, dataset, "val", context.modality, None, context.limit)
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
-    for subject in _track(subjects, context.bar(dataset, "val", suffix), context.progress):
-        volume = context.cache.load(subject)
+    for subject in track(subjects, context.bar(dataset, "val", suffix), context.progress):
+        volume = context.load(subject)
         target = _target(volume, subject)
         scored = scorer.score(volume)
         for variant, pool in pools.items():
@@ -163,7 +179,7 @@ class _OracleArchive:
             yield confusion_counts(prediction, target.reshape(MODEL_GRID_SHAPE))
 
 
-class _Densities:
+class DensitySums:
     """Running sums of brain-intensity densities of inputs and reconstructions."""
 
     def __init__(self) -> None:
@@ -202,7 +218,7 @@ class _TestSplit:
         self.thresholds = thresholds
         self.full = pairs[0].variant
         self.histogram = ScoreHistogram()
-        self.densities = _Densities()
+        self.densities = DensitySums()
         self.oracle_pairs = [pair for pair in pairs if pair.rule.source == "test"]
         self.archive = _OracleArchive(n_volumes) if self.oracle_pairs else None
         self.volumes: list[LesionVolume] = []
@@ -284,7 +300,7 @@ def _example_slices(scorer: VolumeScorer, subjects: list[Subject], volumes: Sequ
     for rank, names in roles.items():
         record, role = ranked[rank], "/".join(names)
         subject = by_name[record.name]
-        volume = context.cache.load(subject)
+        volume = context.load(subject)
         target = _target(volume, subject)
         scored = scorer.score(volume)
         postprocessing = pair.variant.postprocessing
@@ -311,8 +327,8 @@ def evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[Binarisation, 
     del pools
     subjects = _subjects(context.data_root, dataset, "test", context.modality, None, context.limit)
     split = _TestSplit(pairs, {pair: thresholds[pair] for pair in pairs if pair in thresholds}, len(subjects))
-    for subject in _track(subjects, context.bar(dataset, "test", suffix), context.progress):
-        volume = context.cache.load(subject)
+    for subject in track(subjects, context.bar(dataset, "test", suffix), context.progress):
+        volume = context.load(subject)
         split.add(volume, _target(volume, subject), scorer.score(volume))
     thresholds.update(split.finish_oracle(f"the {dataset} test split"))
     examples = _example_slices(scorer, subjects, split.volumes, pairs[0], thresholds[pairs[0]],
@@ -333,10 +349,10 @@ def choose_healthy_thresholds(scorer: VolumeScorer, pairs: tuple[Binarisation, .
 def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: SplitContext) -> HealthyResult:
     """Reconstruction quality on the healthy IXI test split (one volume at a time)."""
     subjects = _subjects(context.data_root, "ixi", "test", context.modality, None, context.limit)
-    densities = _Densities()
+    densities = DensitySums()
     volumes = []
-    for subject in _track(subjects, context.bar("ixi", "test"), context.progress):
-        volume = context.cache.load(subject)
+    for subject in track(subjects, context.bar("ixi", "test"), context.progress):
+        volume = context.load(subject)
         reconstruction = scorer.score(volume).reconstruction
         if reconstruction is None:
             raise ValueError(f"the healthy evaluation needs reconstructions; the scorer gave none for {volume.name}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from brainuad.evaluate.results import EvaluationSummary, RunResult, SetResult, t
 from brainuad.evaluate.tables import Table, build_tables
 
 __all__ = ["EvaluationFiles", "PER_VOLUME_COLUMNS", "PER_VOLUME_FILE", "REPORT_FILE", "SUMMARY_FILE",
-           "per_volume_rows", "write_evaluation"]
+           "csv_text", "per_volume_rows", "write_evaluation", "write_tables"]
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
@@ -74,9 +74,10 @@ def per_volume_rows(summary: EvaluationSummary) -> Iterator[dict[str, Any]]:
                        "lpips": volume.lpips, "kld": volume.kld, "entropy_difference": volume.entropy_difference}
 
 
-def _csv_text(rows: Iterable[dict[str, Any]]) -> str:
+def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text with a header of ``columns``; a key a row lacks, or None, is an empty field."""
     stream = io.StringIO()
-    writer = csv.DictWriter(stream, PER_VOLUME_COLUMNS, restval="", lineterminator="\n")
+    writer = csv.DictWriter(stream, columns, restval="", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: "" if value is None else value for key, value in row.items()})
@@ -87,6 +88,19 @@ def _table_file_name(table: Table) -> str:
     return "".join(char if char.isalnum() or char in "-_" else "-" for char in table.key).strip("-")
 
 
+def write_tables(tables: Sequence[Table], out_dir: Path) -> list[Path]:
+    """Write ``tables/<table key>.{md,csv,tex}`` and ``tables.md`` (all tables, in order) into
+    ``out_dir``, each atomically; returns the paths written."""
+    written = []
+    for table in tables:
+        stem = out_dir / "tables" / _table_file_name(table)
+        written += [write_text(stem.with_suffix(".md"), table.to_markdown()),
+                    write_text(stem.with_suffix(".csv"), table.to_csv()),
+                    write_text(stem.with_suffix(".tex"), table.to_latex())]
+    written.append(write_text(out_dir / "tables.md", "\n\n".join(table.to_markdown() for table in tables) + "\n"))
+    return written
+
+
 def write_evaluation(summary: EvaluationSummary, out_dir: str | Path) -> EvaluationFiles:
     """Write ``summary.json``, ``per_volume.csv``, ``tables/<table>.{md,csv,tex}``, ``tables.md`` (all
     tables) and the self-contained ``report.html`` into ``out_dir``, each atomically."""
@@ -94,15 +108,9 @@ def write_evaluation(summary: EvaluationSummary, out_dir: str | Path) -> Evaluat
     if out.exists() and not out.is_dir():
         raise InputError(out, "is a file, not an output folder")
     tables = build_tables(summary)
-    written = []
-    for table in tables:
-        stem = out / "tables" / _table_file_name(table)
-        written += [write_text(stem.with_suffix(".md"), table.to_markdown()),
-                    write_text(stem.with_suffix(".csv"), table.to_csv()),
-                    write_text(stem.with_suffix(".tex"), table.to_latex())]
-    written.append(write_text(out / "tables.md", "\n\n".join(table.to_markdown() for table in tables) + "\n"))
+    written = write_tables(tables, out)
     payload = {"summary": to_jsonable(summary), "tables": to_jsonable(tables)}
     summary_path = write_text(out / SUMMARY_FILE, json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    per_volume = write_text(out / PER_VOLUME_FILE, _csv_text(per_volume_rows(summary)))
+    per_volume = write_text(out / PER_VOLUME_FILE, csv_text(per_volume_rows(summary), PER_VOLUME_COLUMNS))
     report = write_text(out / REPORT_FILE, render_report(summary, tables))
     return EvaluationFiles(summary_path, per_volume, tuple(written), report)

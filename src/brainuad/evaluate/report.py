@@ -34,10 +34,10 @@ from brainuad.evaluate.results import (
 )
 from brainuad.evaluate.tables import Table, dataset_title
 
-__all__ = ["figure_data_uri", "render_report"]
+__all__ = ["REPORT_STYLE", "figure_data_uri", "figure_html", "render_report"]
 
 _DPI = 90
-_STYLE = """
+REPORT_STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
        max-width: 1200px; color: #222; line-height: 1.4; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
@@ -60,7 +60,7 @@ def figure_data_uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure_html(figure: Figure, caption: str) -> str:
+def figure_html(figure: Figure, caption: str) -> str:
     return (f'<figure><img src="{figure_data_uri(figure)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
@@ -114,7 +114,7 @@ def _dice_histograms(summary: EvaluationSummary) -> Figure:
                       if (result := run.set_result(dataset)) is not None for volume in result.volumes]
             values = [value for value in values if not math.isnan(value)]
             if values:
-                modality = group.modality
+                modality = summary.set_modality(dataset)
                 axis.hist(values, bins=bins, histtype="step", linewidth=1.5, label=f"{group.label} (n={len(values)})")
         axis.set_title(dataset_title(dataset, modality), fontsize=10)
         axis.set_xlabel("Dice per test volume")
@@ -177,7 +177,7 @@ def _sweep_figure(summary: EvaluationSummary) -> Figure:
                     means.append(np.mean(values) * 100)
                     stds.append(np.std(values, ddof=1) * 100 if len(values) > 1 else 0.0)
             if present:
-                modality = group.modality
+                modality = summary.set_modality(dataset)
                 axis.errorbar(present, means, yerr=stds, marker="o", capsize=3, label=group.label)
         axis.set_title(dataset_title(dataset, modality), fontsize=10)
         axis.set_xlabel("t_test")
@@ -215,7 +215,7 @@ def render_report(summary: EvaluationSummary, tables: Sequence[Table]) -> str:
                 f"({'on' if post.components else 'off'})")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        "<title>brainuad evaluation report</title>", f"<style>{_STYLE}</style></head><body>",
+        "<title>brainuad evaluation report</title>", f"<style>{REPORT_STYLE}</style></head><body>",
         "<h1>brainuad evaluation report</h1>",
         f"<p>Thresholds: <b>{html.escape(summary.headline)}</b> (headline)"
         + "".join(f", {html.escape(label)}" for label in summary.thresholds[1:])
@@ -236,22 +236,22 @@ def render_report(summary: EvaluationSummary, tables: Sequence[Table]) -> str:
                 caption = (f"{title}: anomaly map before post-processing; thresholded: post-processed, "
                            f"binarised at {result.scores(summary.headline).threshold.value:.4g} "
                            f"({summary.headline}), small components removed.")
-                parts.append(_figure_html(_examples_figure(result.examples, title), caption))
+                parts.append(figure_html(_examples_figure(result.examples, title), caption))
     if summary.datasets:
         parts.append("<h2>Dice per volume</h2>")
-        parts.append(_figure_html(_dice_histograms(summary), "Histogram of the per-volume Dice of every lesion set."))
+        parts.append(figure_html(_dice_histograms(summary), "Histogram of the per-volume Dice of every lesion set."))
     histograms = [(group, _intensity_histograms(group)) for group in summary.groups]
     if any(figure is not None for _, figure in histograms):
         parts.append("<h2>Intensity histograms</h2>")
         for group, figure in histograms:
             if figure is not None:
-                parts.append(_figure_html(figure, f"{group.label}: mean densities of input and reconstruction "
+                parts.append(figure_html(figure, f"{group.label}: mean densities of input and reconstruction "
                                                   "intensities in the brain (500 bins; the end bins, which hold "
                                                   "the clipped intensities, may reach above the plot); KLD = "
                                                   "KL(input || reconstruction) per volume, averaged."))
     if summary.sweep_levels:
         parts.append("<h2>Dice against t_test</h2>")
-        parts.append(_figure_html(_sweep_figure(summary), "Dice (mean ± std over folds) at each single test noise "
+        parts.append(figure_html(_sweep_figure(summary), "Dice (mean ± std over folds) at each single test noise "
                                                           "level."))
     parts.append("<h2>Definitions</h2><ul>" + "".join(f"<li>{html.escape(text)}</li>"
                                                       for text in summary.conventions) + "</ul>")

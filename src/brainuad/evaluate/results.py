@@ -323,16 +323,21 @@ class RunResult:
 
 @dataclass(frozen=True)
 class GroupResult:
-    """The folds of one model (runs with one ``group``), sorted by fold."""
+    """The folds of one model (runs with one ``group``), sorted by modality and fold.
+
+    A model may hold runs of both modalities (trained on T1 and on T2 with one configuration):
+    each lesion set then reads the runs of its own modality.
+    """
 
     label: str
     method: str
-    modality: str
+    modalities: tuple[str, ...]
     runs: tuple[RunResult, ...]
 
     @property
     def folds(self) -> tuple[int, ...]:
-        return tuple(run.fold for run in self.runs)
+        """The distinct folds of the model's runs, sorted."""
+        return tuple(sorted({run.fold for run in self.runs}))
 
 
 @dataclass(frozen=True)
@@ -366,6 +371,10 @@ class EvaluationSummary:
         """Lesion sets evaluated by any run, in the protocol's order."""
         present = {result.dataset for run in self.runs for result in run.sets}
         return tuple(name for name in LESION_SETS if name in present)
+
+    def set_modality(self, dataset: str) -> str:
+        """The modality a lesion set was evaluated on (one per set: t2 brats21, mslub; t1 atlas, wmh)."""
+        return next(result.modality for run in self.runs for result in run.sets if result.dataset == dataset)
 
     @property
     def sweep_levels(self) -> tuple[int, ...]:

@@ -9,26 +9,33 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from brainuad.config import execution_keys
-from brainuad.data.layout import resolve_data_root
+from brainuad.data.layout import resolve_data_root, splits_digest
+from brainuad.digest import file_digest
 from brainuad.errors import InputError
 from brainuad.evaluate.outputs import write_evaluation
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.protocol import check_levels, check_sets, evaluate_method
 from brainuad.evaluate.reconstruction import MedicalLpips
-from brainuad.evaluate.results import EvaluationSummary, GroupResult, RunResult
+from brainuad.evaluate.result_store import load_result, save_result
+from brainuad.evaluate.results import EvaluationSummary, GroupResult, RunResult, to_jsonable
 from brainuad.evaluate.rules import threshold_rules
 from brainuad.evaluate.run_thresholds import run_thresholds, write_run_thresholds
 from brainuad.evaluate.tables import CONVENTIONS
 from brainuad.lock import FolderLock
 from brainuad.methods.registry import spec_of
 from brainuad.run_directory import load_run, read_run_config
+from brainuad.version import __version__
 
-__all__ = ["evaluate_runs", "summarise"]
+__all__ = ["RunTimer", "evaluate_runs", "summarise"]
+
+RunTimer = Callable[[str, RunResult, float, bool], None]
+"""``on_run(name, result, seconds, reused)`` of :func:`evaluate_runs`."""
 
 
 def summarise(runs: Sequence[RunResult], notes: Sequence[str] = ()) -> EvaluationSummary:
@@ -52,12 +59,18 @@ def summarise(runs: Sequence[RunResult], notes: Sequence[str] = ()) -> Evaluatio
     grouped: dict[str, list[RunResult]] = {}
     for run in runs:
         members = grouped.setdefault(run.group, [])
-        twin = next((member for member in members if member.fold == run.fold), None)
+        twin = next((member for member in members if (member.modality, member.fold) == (run.modality, run.fold)),
+                    None)
         if twin is not None:
-            raise ValueError(f"runs {twin.name!r} and {run.name!r} are the same model and fold {run.fold}")
+            raise ValueError(f"runs {twin.name!r} and {run.name!r} are the same model, modality and fold "
+                             f"({run.modality}, fold {run.fold})")
+        if members and members[0].method != run.method:
+            raise ValueError(f"runs {members[0].name!r} and {run.name!r} share the label {run.group!r} but are "
+                             f"different methods ({members[0].method}, {run.method})")
         members.append(run)
-    groups = tuple(GroupResult(label, members[0].method, members[0].modality,
-                               tuple(sorted(members, key=lambda run: run.fold))) for label, members in grouped.items())
+    groups = tuple(GroupResult(label, members[0].method, tuple(dict.fromkeys(run.modality for run in members)),
+                               tuple(sorted(members, key=lambda run: (run.modality, run.fold))))
+                   for label, members in grouped.items())
     all_notes = [*notes, *(note for run in runs for note in run.notes)]
     return EvaluationSummary(groups=groups, thresholds=first.thresholds, headline=first.thresholds[0],
                              postprocessing=first.postprocessing, variants=first.variants, conventions=CONVENTIONS,
@@ -110,7 +123,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
                   sets: Sequence[str] | None = None, thresholds: Sequence[str] = ("val-dice",),
                   postprocessing: PostProcessing = PostProcessing(), lpips_weights: str | Path | None = None,
                   t_sweep: Sequence[int] | None = None, ablation: bool = True, limit: int | None = None,
-                  device: str = "cpu", cache_dir: str | Path | None = None,
+                  device: str = "cpu", cache_dir: str | Path | None = None, labels: Sequence[str] | None = None,
+                  results_dir: str | Path | None = None, on_run: RunTimer | None = None,
                   progress: bool = True) -> EvaluationSummary:
     """Evaluate trained run directories and write every output into ``out_dir``.
 
@@ -129,6 +143,15 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
             :func:`evaluate_method`.
         lpips_weights: a Med3D weights file for LPIPS, or None (skipped, with a note).
         device: where the models (and LPIPS) run.
+        labels: the model each run belongs to, one per run (the tables' rows; runs of one label are
+            its folds, and may be of both modalities), or None for labels made from the configs
+            (the method and the settings telling models apart).
+        results_dir: where each run's whole result is kept (``<run name>.json``,
+            :mod:`~brainuad.evaluate.result_store`): a run already evaluated there with the same
+            config, weights, data and settings is read back instead of evaluated again, so an
+            interrupted evaluation of many runs resumes. None: every run is evaluated.
+        on_run: called after each run with its name, result, the seconds it took and whether the
+            result was read back from ``results_dir``.
 
     Raises:
         ValueError: a bad argument. InputError / BrainUADError: a bad run directory, missing data, or
@@ -156,33 +179,55 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
                 raise InputError(path, f"t_test {level} lies outside the 1..{timesteps} levels of "
                                        "its diffusion schedule")
     root = resolve_data_root(data_root)
-    labels = _group_labels(configs)
+    if labels is None:
+        labels = _group_labels(configs)
+    elif isinstance(labels, str) or len(labels) != len(paths) or not all(
+            isinstance(label, str) and label for label in labels):
+        raise ValueError(f"labels must name one model per run ({len(paths)}), got {labels!r}")
     with contextlib.ExitStack() as locks:  # one writer per folder: the output and each run's thresholds.json
         locks.enter_context(FolderLock(out_dir, "writing an evaluation"))
         for path in paths:
             locks.enter_context(FolderLock(path, "being evaluated"))
-        return _evaluate_locked(paths, names, labels, configs, root, Path(out_dir), sets=sets, thresholds=thresholds,
-                                postprocessing=postprocessing, lpips_weights=lpips_weights, t_sweep=t_sweep,
-                                ablation=ablation, limit=limit, device=device, cache_dir=cache_dir, progress=progress)
+        settings = {"sets": None if sets is None else list(sets), "thresholds": list(thresholds),
+                    "postprocessing": to_jsonable(postprocessing), "lpips_weights": None if lpips_weights is None
+                    else file_digest(lpips_weights), "t_sweep": list(check_levels(t_sweep)), "ablation": ablation,
+                    "limit": limit, "data": splits_digest(root), "version": __version__}
+        return _evaluate_locked(paths, names, list(labels), configs, root, Path(out_dir), sets=sets,
+                                thresholds=thresholds, postprocessing=postprocessing, lpips_weights=lpips_weights,
+                                t_sweep=t_sweep, ablation=ablation, limit=limit, device=device, cache_dir=cache_dir,
+                                results_dir=None if results_dir is None else Path(results_dir), settings=settings,
+                                on_run=on_run, progress=progress)
 
 
 def _evaluate_locked(paths: list[Path], names: list[str], labels: list[str], configs: list[Any], root: Path,
                      out_dir: Path, *, sets: Sequence[str] | None, thresholds: Sequence[str],
                      postprocessing: PostProcessing,
                      lpips_weights: str | Path | None, t_sweep: Sequence[int] | None, ablation: bool,
-                     limit: int | None, device: str, cache_dir: str | Path | None,
-                     progress: bool) -> EvaluationSummary:
+                     limit: int | None, device: str, cache_dir: str | Path | None, results_dir: Path | None,
+                     settings: dict[str, Any], on_run: RunTimer | None, progress: bool) -> EvaluationSummary:
     """:func:`evaluate_runs` once its arguments are checked and its folders locked."""
     lpips = MedicalLpips(lpips_weights, device=device) if lpips_weights is not None else None
     results = []
     for path, name, label, config in zip(paths, names, labels, configs):
-        _, method = load_run(path, device)
-        results.append(evaluate_method(
-            method, root, name=name, modality=config.data.modality, fold=config.data.fold, group=label,
-            method_name=config.method, sets=sets, thresholds=thresholds, postprocessing=postprocessing, lpips=lpips,
-            t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir,
-            normalise_on=config.data.normalise_on, progress=progress))
-        del method
+        stored = None if results_dir is None else results_dir / f"{name.replace('/', '_')}.json"
+        key = {**settings, "name": name, "group": label, "config": config.model_dump(mode="json"),
+               "weights": file_digest(path / spec_of(config).weights_file)}
+        started = time.perf_counter()
+        result = None if stored is None else load_result(stored, RunResult, key)
+        reused = result is not None
+        if result is None:
+            _, method = load_run(path, device)
+            result = evaluate_method(
+                method, root, name=name, modality=config.data.modality, fold=config.data.fold, group=label,
+                method_name=config.method, sets=sets, thresholds=thresholds, postprocessing=postprocessing,
+                lpips=lpips, t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir,
+                normalise_on=config.data.normalise_on, progress=progress)
+            del method
+            if stored is not None:
+                save_result(stored, result, key)
+        if on_run is not None:
+            on_run(name, result, time.perf_counter() - started, reused)
+        results.append(result)
     summary = summarise(results)
     files = write_evaluation(summary, out_dir)
     for path, result in zip(paths, results):

@@ -17,17 +17,20 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from brainuad.checks import check_fraction
 from brainuad.data.grid import GridVolume
 from brainuad.methods.base import residual
 
 __all__ = [
     "AnomalyScorer",
+    "ConditionedReconstructor",
     "MapScorer",
     "NoiseLevelReconstructor",
     "Reconstructor",
     "ResidualScorer",
     "ScoredVolume",
     "VolumeScorer",
+    "crop_width",
     "volume_scorer",
 ]
 
@@ -55,6 +58,17 @@ class NoiseLevelReconstructor(Protocol):
     def reconstruct(self, volume: GridVolume, *, t_test: int | None = None) -> np.ndarray: ...
 
     def levels(self, t_test: int | None = None) -> tuple[int, ...]: ...
+
+
+@runtime_checkable
+class ConditionedReconstructor(Protocol):
+    """A conditioned diffusion method (``conditioned`` true): its encoder may be given another
+    image than the input, ``reconstruct(volume, t_test=t, condition=image)``."""
+
+    conditioned: bool
+
+    def reconstruct(self, volume: GridVolume, *, t_test: int | None = None,
+                    condition: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -88,22 +102,50 @@ class VolumeScorer(ABC):
         return scored
 
 
+def crop_width(image: np.ndarray, width: float) -> np.ndarray:
+    """The image cropped to the first ``width`` fraction of its first axis (the model grid's x,
+    left-right; the width of an axial slice as the report shows it), the rest set to 0
+    (background): the domain-shift study's conditioning input (paper §4.5.2).
+
+    Args:
+        image: (X, Y, Z) float array.
+        width: fraction in (0, 1]; 1 returns the image unchanged.
+
+    Returns:
+        (X, Y, Z) float32.
+    """
+    check_fraction("width", width, open_low=True)
+    cropped = np.array(image, dtype=np.float32)
+    cropped[int(round(width * cropped.shape[0])):] = 0.0
+    return cropped
+
+
 class ResidualScorer(VolumeScorer):
     """A reconstruction method: ``R = |x - x_rec|`` from one reconstruction.
 
     Args:
         method: offers ``reconstruct(volume)``.
         t_test: a single diffusion noise level replacing the method's default levels (sweeps).
+        conditioning_width: for a conditioned diffusion method, the fraction of the input's width
+            its encoder sees (:func:`crop_width`); 1: the whole input.
     """
 
-    def __init__(self, method: Reconstructor, t_test: int | None = None) -> None:
+    def __init__(self, method: Reconstructor, t_test: int | None = None, conditioning_width: float = 1.0) -> None:
         if t_test is not None and not isinstance(method, NoiseLevelReconstructor):
             raise ValueError(f"t_test={t_test!r} needs a diffusion method, got {type(method).__name__}")
+        check_fraction("conditioning_width", conditioning_width, open_low=True)
+        if conditioning_width < 1.0 and not (isinstance(method, ConditionedReconstructor) and method.conditioned):
+            raise ValueError(f"conditioning_width={conditioning_width!r} needs a conditioned diffusion method, got "
+                             f"{type(method).__name__}")
         self.method = method
         self.t_test = t_test
+        self.conditioning_width = conditioning_width
 
     def _score(self, volume: GridVolume) -> ScoredVolume:
-        if self.t_test is None:
+        if self.conditioning_width < 1.0 and isinstance(self.method, ConditionedReconstructor):
+            reconstruction = self.method.reconstruct(volume, t_test=self.t_test,
+                                                     condition=crop_width(volume.image, self.conditioning_width))
+        elif self.t_test is None:
             reconstruction = self.method.reconstruct(volume)
         elif isinstance(self.method, NoiseLevelReconstructor):
             reconstruction = self.method.reconstruct(volume, t_test=self.t_test)

@@ -50,13 +50,14 @@ from brainuad.evaluate.statistics import (
     unpaired_permutation_test,
 )
 
-__all__ = ["ALPHA", "CONVENTIONS", "Cell", "Column", "Comparison", "PairTest", "Row", "Table", "build_tables",
-           "dataset_title"]
+__all__ = ["ALPHA", "CONVENTIONS", "DATASET_NAMES", "Cell", "Column", "Comparison", "PairTest", "Row", "Table",
+           "build_tables", "dataset_title"]
 
 ALPHA = 0.05
 N_PERMUTATIONS = 10_000
 Better: TypeAlias = Literal["higher", "lower"]
-_DATASET_NAMES = {"ixi": "IXI", "brats21": "BraTS21", "mslub": "MSLUB", "atlas": "ATLAS", "wmh": "WMH"}
+DATASET_NAMES = {"ixi": "IXI", "brats21": "BraTS21", "mslub": "MSLUB", "atlas": "ATLAS", "wmh": "WMH"}
+"""The paper's name of each data set (the tables' column groups)."""
 _FULL = "full"
 
 DICE_CONVENTION = (
@@ -81,7 +82,7 @@ CONVENTIONS = (
 
 def dataset_title(dataset: str, modality: str) -> str:
     """The paper's name of a data set with its modality, e.g. ``BraTS21 (T2)``."""
-    return f"{_DATASET_NAMES.get(dataset, dataset)} ({modality.upper()})"
+    return f"{DATASET_NAMES.get(dataset, dataset)} ({modality.upper()})"
 
 
 @dataclass(frozen=True)
@@ -428,12 +429,8 @@ def _healthy_metric(modality: str, attribute: str, title: str, scale: float, dec
     return _Metric(Column(dataset_title("ixi", modality), title, scale, decimals, better), run_value, volume_values)
 
 
-def _modality_of(summary: EvaluationSummary, dataset: str) -> str:
-    return next(result.modality for run in summary.runs for result in run.sets if result.dataset == dataset)
-
-
 def _group_rows(groups: Sequence[GroupResult], cells: list[list[Cell]]) -> tuple[Row, ...]:
-    return tuple(Row((group.label, str(len(group.runs))), tuple(row)) for group, row in zip(groups, cells))
+    return tuple(Row((group.label, str(len(group.folds))), tuple(row)) for group, row in zip(groups, cells))
 
 
 def _common_notes(significance: bool) -> list[str]:
@@ -456,7 +453,7 @@ def reconstruction_table(summary: EvaluationSummary) -> Table | None:
     if not groups:
         return None
     metrics = []
-    for modality in dict.fromkeys(group.modality for group in groups):
+    for modality in dict.fromkeys(modality for group in groups for modality in group.modalities):
         runs = [run for group in groups for run in group.runs if run.modality == modality]
         metrics += [_healthy_metric(modality, "ssim", "SSIM [%] ↑", 100.0, 2),
                     _healthy_metric(modality, "psnr", "PSNR [dB] ↑", 1.0, 2)]
@@ -465,7 +462,7 @@ def reconstruction_table(summary: EvaluationSummary) -> Table | None:
         metrics += [_healthy_metric(modality, "l1", "l1-error (e-3) ↓", 1e3, 2),
                     _healthy_metric(modality, "kld", "KLD ↓", 1.0, 3)]
     for dataset in summary.datasets:
-        metrics.append(_set_metric(dataset, _modality_of(summary, dataset), "l1-ratio ↑", 1.0, "higher",
+        metrics.append(_set_metric(dataset, summary.set_modality(dataset), "l1-ratio ↑", 1.0, "higher",
                                    lambda result: None if result.l1_ratio is None else result.l1_ratio.mean,
                                    lambda volume: None if volume.l1 is None else volume.l1.ratio))
     cells, comparisons = _compared_row_cells(metrics, groups)
@@ -490,7 +487,7 @@ def segmentation_table(summary: EvaluationSummary, threshold: str) -> Table:
     oracle = threshold == "oracle"
     metrics = []
     for dataset in summary.datasets:
-        modality = _modality_of(summary, dataset)
+        modality = summary.set_modality(dataset)
         metrics += [_dice_metric(dataset, modality, threshold, _FULL),
                     _set_metric(dataset, modality, "AUPRC [%] ↑", 100.0, "higher",
                                 lambda result: result.average_precision.mean, lambda volume: volume.average_precision),
@@ -515,7 +512,7 @@ def ablation_table(summary: EvaluationSummary) -> Table | None:
     """Table 4 (None without ablation variants)."""
     if len(summary.variants) < 2:
         return None
-    datasets = [(dataset, _modality_of(summary, dataset)) for dataset in summary.datasets]
+    datasets = [(dataset, summary.set_modality(dataset)) for dataset in summary.datasets]
     rows = []
     for group in summary.groups:
         full = [_aggregate(_dice_metric(dataset, modality, summary.headline, _FULL), group)
@@ -528,7 +525,7 @@ def ablation_table(summary: EvaluationSummary) -> Table | None:
                 if variant != _FULL and value is not None and reference is not None:
                     difference = value.mean - reference.mean
                 cells.append(Cell(value, difference))
-            rows.append(Row((group.label, str(len(group.runs)), variant), tuple(cells)))
+            rows.append(Row((group.label, str(len(group.folds)), variant), tuple(cells)))
     columns = tuple(_dice_metric(dataset, modality, summary.headline, _FULL).column for dataset, modality in datasets)
     notes = _common_notes(False) + [
         "Each variant has its own threshold, chosen the same way on the same maps; in brackets: the difference to "
@@ -552,7 +549,7 @@ def sweep_table(summary: EvaluationSummary) -> Table | None:
     levels = summary.sweep_levels
     if not levels:
         return None
-    datasets = [(dataset, _modality_of(summary, dataset)) for dataset in summary.datasets]
+    datasets = [(dataset, summary.set_modality(dataset)) for dataset in summary.datasets]
     rows = []
     for group in summary.groups:
         if not any(run.sweep for run in group.runs):
@@ -560,7 +557,7 @@ def sweep_table(summary: EvaluationSummary) -> Table | None:
         for level in levels:
             cells = tuple(Cell(_aggregate(_sweep_metric(dataset, modality, summary.headline, level), group))
                           for dataset, modality in datasets)
-            rows.append(Row((group.label, str(len(group.runs)), str(level)), cells))
+            rows.append(Row((group.label, str(len(group.folds)), str(level)), cells))
     columns = tuple(_sweep_metric(dataset, modality, summary.headline, levels[0]).column
                     for dataset, modality in datasets)
     notes = _common_notes(False) + ["Each level is one single-step reconstruction from x_t; the threshold is "

@@ -110,13 +110,25 @@ class ReconstructionMethod(AnomalyDetector):
         """Pseudo-healthy reconstructions of slices: (N, 1, H, W) in [0, 1] -> same shape, [0, 1]."""
 
     @torch.no_grad()
-    def _map_slices(self, volume: VolumeLike, fn: Callable[[Tensor, torch.Generator], Tensor]) -> np.ndarray:
+    def _map_slices(self, volume: VolumeLike, fn: Callable[[Tensor, torch.Generator, Tensor | None], Tensor],
+                    condition: VolumeLike | None = None) -> np.ndarray:
+        """``fn(slices, generator, condition_slices)`` over the axial slices of ``volume`` in batches
+        of ``inference_batch_size`` (and the same slices of ``condition``, or None)."""
         was_training = self.training
         self.eval()
         slices = volume_slices(volume)
+        conditions = None if condition is None else volume_slices(condition)
+        if conditions is not None and conditions.shape != slices.shape:
+            raise ValueError(f"the condition's slices {tuple(conditions.shape)} differ from the volume's "
+                             f"{tuple(slices.shape)}")
         generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
-        outputs = [fn(batch.to(self.device).contiguous(memory_format=torch.channels_last), generator).float().cpu()
-                   for batch in slices.split(self.inference_batch_size)]
+        outputs = []
+        for start in range(0, slices.shape[0], self.inference_batch_size):
+            stop = start + self.inference_batch_size
+            batch = slices[start:stop].to(self.device).contiguous(memory_format=torch.channels_last)
+            given = None if conditions is None else conditions[start:stop].to(self.device).contiguous(
+                memory_format=torch.channels_last)
+            outputs.append(fn(batch, generator, given).float().cpu())
         self.train(was_training)
         return slices_to_volume(torch.cat(outputs))
 
@@ -126,7 +138,7 @@ class ReconstructionMethod(AnomalyDetector):
         Returns:
             (X, Y, Z) float32 in [0, 1].
         """
-        return self._map_slices(volume, self.reconstruct_slices)
+        return self._map_slices(volume, lambda batch, generator, _: self.reconstruct_slices(batch, generator))
 
     def anomaly_map(self, volume: VolumeLike) -> np.ndarray:
         """The residual ``|x - x_rec|``: (X, Y, Z) float32 >= 0."""

@@ -42,6 +42,8 @@ class CDDPM(DDPM):
         super().__init__(unet, noise, schedule, **options)
         self.encoder = encoder
 
+    conditioned = True
+
     def context(self, x0: Tensor) -> Tensor:
         return self.encoder(x0)
 

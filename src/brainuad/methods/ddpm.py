@@ -48,6 +48,9 @@ class DDPM(ReconstructionMethod):
         if self.ensemble is not None and not self.ensemble:
             raise ValueError("ensemble must name at least one noise level, or be None")
 
+    conditioned = False
+    """Whether the denoiser sees an encoding of the input (the cDDPM) or not."""
+
     def context(self, x0: Tensor) -> Tensor | None:
         """Conditioning of the denoiser on the clean input; None for the unconditioned DDPM."""
         return None
@@ -71,18 +74,22 @@ class DDPM(ReconstructionMethod):
             return (self.schedule.check_level(t_test),)
         return self.ensemble or (self.t_test,)
 
-    def reconstruct_at(self, images: Tensor, levels: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
+    def reconstruct_at(self, images: Tensor, levels: Sequence[int], generator: torch.Generator | None = None,
+                       condition: Tensor | None = None) -> Tensor:
         """Mean of the one-step reconstructions at each level (fresh noise each, each clamped to [0, 1]).
 
         Args:
             images: (N, 1, H, W) in [0, 1].
             levels: noise levels in 1..T.
+            condition: (N, 1, H, W) in [0, 1], the image the conditioning encoder sees instead of
+                ``images`` (the domain-shift study's cropped conditioning), or None; an
+                unconditioned DDPM ignores it.
 
         Returns:
             (N, 1, H, W) in [0, 1].
         """
         x0 = to_model_range(images)
-        context = self.context(x0)
+        context = self.context(x0 if condition is None else to_model_range(condition))
         total = torch.zeros_like(images)
         for level in levels:
             t = torch.full((x0.shape[0],), level, device=x0.device, dtype=torch.long)
@@ -94,19 +101,22 @@ class DDPM(ReconstructionMethod):
         return self.reconstruct_at(images, self.levels(), generator)
 
     def reconstruct(self, volume: VolumeLike, *, t_test: int | None = None,
-                    ensemble: Sequence[int] | None = None) -> np.ndarray:
+                    ensemble: Sequence[int] | None = None, condition: VolumeLike | None = None) -> np.ndarray:
         """Reconstruct all axial slices of a model-grid volume, one forward pass per slice and level.
 
         Args:
             volume: a GridVolume or (X, Y, Z) array in [0, 1].
             t_test: a single noise level (overrides the default).
             ensemble: levels to average (overrides ``t_test`` and the default).
+            condition: a volume of the same shape the conditioning encoder sees instead of
+                ``volume`` (see :meth:`reconstruct_at`), or None.
 
         Returns:
             (X, Y, Z) float32 in [0, 1].
         """
         levels = self.levels(t_test, ensemble)
-        return self._map_slices(volume, lambda batch, generator: self.reconstruct_at(batch, levels, generator))
+        return self._map_slices(volume, lambda batch, generator, given: self.reconstruct_at(
+            batch, levels, generator, given), condition)
 
 
 class DDPMRunConfig(RunConfigBase):

@@ -67,8 +67,10 @@ class PDDPM(DDPM):
         error = (self.unet(x_t, t, self.context(x0)) - x0).abs()
         return error[chosen.expand_as(error)].mean()
 
-    def reconstruct_at(self, images: Tensor, levels: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
-        """Tiled patch-wise reconstructions averaged over ``levels``: (N, 1, H, W) in [0, 1] -> same."""
+    def reconstruct_at(self, images: Tensor, levels: Sequence[int], generator: torch.Generator | None = None,
+                       condition: Tensor | None = None) -> Tensor:
+        """Tiled patch-wise reconstructions averaged over ``levels``: (N, 1, H, W) in [0, 1] -> same
+        (unconditioned: ``condition`` is ignored)."""
         x0 = to_model_range(images)
         masks = patch_masks(x0.shape[-2], x0.shape[-1], self.patch_size, x0.device)
         total = torch.zeros_like(images)
