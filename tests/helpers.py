@@ -2,6 +2,9 @@
 
 import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,3 +33,18 @@ def shared_folder(tmp_path_factory, name: str, build: Callable[[Path], None]) ->
             build(folder)
             done.touch()
     return folder
+
+
+def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 300.0) -> None:
+    """Start ``command``; SIGKILL it as soon as ``ready()`` is true (it must not have finished)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    try:
+        while not ready():
+            assert process.poll() is None, "the command finished before it could be killed"
+            assert time.monotonic() - started < timeout, "the command never reached the kill point"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL

@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "brainuad"
 
 TIERS = (
-    ("errors", "version", "image_range", "checks"),
+    ("errors", "version", "image_range", "checks", "digest"),
     ("atomic", "lock", "config"),
     ("weights", "noise", "nn", "data"),
     ("preprocess", "methods"),
@@ -18,7 +18,7 @@ TIERS = (
     ("evaluate",),
     ("training_check",),
     ("train", "predict"),
-    ("demo", ""),  # "": the package's own __init__ (its lazy load_detector)
+    ("demo", "experiment", ""),  # "": the package's own __init__ (its lazy load_detector)
     ("cli",),
     ("__main__",),
 )

@@ -4,16 +4,14 @@ equals an uninterrupted run's, and no temporary or half-written file is left."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from helpers import kill_when
 from safetensors.numpy import load_file
 
 from brainuad.atomic import TEMPORARY_PREFIX
@@ -42,21 +40,6 @@ def _run(command: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _kill_when(command: list[str], ready, timeout: float = 300.0) -> None:
-    """Start ``command``; SIGKILL it as soon as ``ready()`` is true (it must not have finished)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started = time.monotonic()
-    try:
-        while not ready():
-            assert process.poll() is None, "the command finished before it could be killed"
-            assert time.monotonic() - started < timeout, "the command never reached the kill point"
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-
-
 def _no_temporaries(root: Path) -> None:
     left = [path for path in root.rglob(f"{TEMPORARY_PREFIX}*")]
     assert not left, left
@@ -73,7 +56,7 @@ def test_train_killed_after_an_epoch_resumes_to_the_same_weights(tiny_cohort, tm
             saves.add(last.stat().st_mtime_ns)
         return len(saves) >= 2
 
-    _kill_when(_command([*TRAIN, "--data", str(tiny_cohort), "--out", str(resumed)]), two_epochs_saved)
+    kill_when(_command([*TRAIN, "--data", str(tiny_cohort), "--out", str(resumed)]), two_epochs_saved)
     assert not (resumed / "model.safetensors").exists()
     _run(_command([*TRAIN, "--data", str(tiny_cohort), "--out", str(resumed)]))
     first, second = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
@@ -93,7 +76,7 @@ def test_prepare_killed_mid_batch_resumes_to_the_same_files(wmh_download, tmp_pa
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     _run([sys.executable, str(script), str(download), str(whole)])
     transforms = resumed / "Test" / "WMH" / "transforms"
-    _kill_when([sys.executable, str(script), str(download), str(resumed)],
+    kill_when([sys.executable, str(script), str(download), str(resumed)],
                lambda: transforms.is_dir() and any(transforms.glob("*.json")))
     assert not (resumed / "prepare-wmh.json").exists()
     _run([sys.executable, str(script), str(download), str(resumed)])
@@ -114,7 +97,7 @@ def test_evaluate_killed_mid_split_gives_the_same_outputs_when_run_again(thresh_
     (run / "thresholds.json").unlink()
     cache = tmp_path / "cache"
     shutil.rmtree(cache)
-    _kill_when(_command([*arguments, "--out", str(resumed)]),
+    kill_when(_command([*arguments, "--out", str(resumed)]),
                lambda: cache.is_dir() and len(list(cache.glob("*.npz"))) >= 2)
     assert not (resumed / "summary.json").exists() and not (run / "thresholds.json").exists()
     _run(_command([*arguments, "--out", str(resumed)]))

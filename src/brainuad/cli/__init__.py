@@ -3,8 +3,8 @@
 - :mod:`~brainuad.cli.console`: the consoles and ``user_errors``, shared by every command.
 - :mod:`~brainuad.cli.synth`, :mod:`~brainuad.cli.validate`, :mod:`~brainuad.cli.demo`,
   :mod:`~brainuad.cli.train` (train and pretrain), :mod:`~brainuad.cli.predict`,
-  :mod:`~brainuad.cli.evaluate`, :mod:`~brainuad.cli.prepare`: one module per command, each a plain
-  function registered here.
+  :mod:`~brainuad.cli.evaluate`, :mod:`~brainuad.cli.prepare`, :mod:`~brainuad.cli.experiment`: one
+  module per command, each a plain function registered here.
 
 Heavy modules (torch, lightning, the evaluation protocol, preprocessing) are imported inside the
 command functions, so ``brainuad --help`` stays fast.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from brainuad.cli import demo, evaluate, predict, prepare, synth, train, validate
+from brainuad.cli import demo, evaluate, experiment, predict, prepare, synth, train, validate
 from brainuad.cli.console import console, err_console, user_errors
 
 __all__ = ["app", "console", "err_console", "main", "user_errors"]
@@ -37,6 +37,7 @@ app.command()(train.pretrain)
 app.command()(predict.predict)
 app.command()(evaluate.evaluate)
 app.command()(prepare.prepare)
+app.command()(experiment.experiment)
 
 
 def main() -> None:
