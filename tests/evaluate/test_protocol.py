@@ -104,6 +104,11 @@ def test_planted_lesions_are_found_and_labels_line_up(tiny_cohort, grid_cache):
     assert result.l1_ratio.mean > 3  # the planted residual is 0.3 inside lesions, <= 0.05 outside
     assert result.n_val == 2 and result.n_test == 2 and result.n_empty_target == 0
     assert all(volume.lesion_voxels > 0 for volume in result.volumes)
+    for volume in result.volumes:  # the planted lesions are found as lesions too
+        found = volume.segmentation("val-dice").lesion_counts
+        assert found.lesions >= 1 and found.detected == found.lesions
+    assert scores.lesion_recall.mean == 1.0 and scores.lesion_recall.n == 2
+    assert scores.false_positive_components.mean >= 0
 
 
 def test_each_volume_is_scored_once_and_memory_does_not_grow_with_volumes(tiny_cohort, grid_cache, monkeypatch):
@@ -171,6 +176,9 @@ def test_threshold_rules_are_labelled_in_every_output(tiny_cohort, grid_cache, t
     with (tmp_path / "per_volume.csv").open() as stream:
         rows = list(csv.DictReader(stream))
     assert {row["threshold"] for row in rows if row["set"] == "brats21"} == set(labels)
+    for row in rows:  # the oracle's rescored volumes carry lesion counts as well
+        if row["set"] == "brats21":
+            assert 0 <= int(row["lesions_detected"]) <= int(row["lesions"]) and int(row["fp_components"]) >= 0
     assert {row["set"] for row in rows} == {"brats21", "ixi"}
     markdown = (tmp_path / "tables.md").read_text()
     for label in labels:

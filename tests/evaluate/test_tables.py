@@ -18,6 +18,7 @@ from brainuad.evaluate.results import (
     HealthyResult,
     HealthyVolume,
     IntensityDensities,
+    LesionCounts,
     LesionVolume,
     RunResult,
     Segmentation,
@@ -41,6 +42,11 @@ from brainuad.evaluate.thresholds import Threshold
 VARIANTS = ("full", "without MF")
 
 
+FOUND = LesionCounts(lesions=2, detected=1, false_positives=3)
+RECALL = mean_std([0.5, 1.0], ddof=0)
+FALSE_POSITIVES = mean_std([2.0, 4.0], ddof=0)
+
+
 def counts_with_dice(dice):
     """Confusion counts of 100 lesion voxels with the given Dice (to 0.01)."""
     tp = int(round(dice * 100))
@@ -51,15 +57,16 @@ def make_set(dataset, modality, dice, *, ablation_shift=-0.1, reconstruction=Tru
     """A SetResult whose volume i has Dice ``dice[i]`` (full) and ``dice[i] + ablation_shift`` (without MF)."""
     volumes = []
     for index, value in enumerate(dice):
-        segmentations = (Segmentation("full", "val-dice", counts_with_dice(value)),
-                         Segmentation("without MF", "val-dice", counts_with_dice(value + ablation_shift)))
+        segmentations = (Segmentation("full", "val-dice", counts_with_dice(value), FOUND),
+                         Segmentation("without MF", "val-dice", counts_with_dice(value + ablation_shift), FOUND))
         volumes.append(LesionVolume(f"{dataset}-{index}", 100, value / 2, 0.9,
                                     LesionL1(0.2, 0.1, 2.0 + value) if reconstruction else None,
                                     0.1 if reconstruction else None, 0.05 if reconstruction else None,
                                     segmentations))
     thresholded = tuple(
         ThresholdedScores(variant, Threshold("val-dice", 0.1, counts_with_dice(0.5)), "lesion-val",
-                          mean_std([v.dice("val-dice", variant) for v in volumes], ddof=0), 0.5)
+                          mean_std([v.dice("val-dice", variant) for v in volumes], ddof=0), 0.5, RECALL,
+                          FALSE_POSITIVES)
         for variant in VARIANTS)
     shape = (8, 8)
     example = ExampleSlice("best/median/worst", volumes[0].name, dice[0], 3, np.full(shape, 0.5, np.float32),
@@ -125,14 +132,16 @@ def summary():
 def test_segmentation_table_has_a_row_per_model_and_columns_per_set(summary):
     table = segmentation_table(summary, "val-dice")
     assert [row.labels for row in table.rows] == [("A", "2"), ("B", "1")]
-    assert [column.name for column in table.columns] == [
-        "BraTS21 (T2) Dice [%] ↑", "BraTS21 (T2) AUPRC [%] ↑", "BraTS21 (T2) AUPRC pooled [%] ↑",
-        "MSLUB (T2) Dice [%] ↑", "MSLUB (T2) AUPRC [%] ↑", "MSLUB (T2) AUPRC pooled [%] ↑"]
+    per_set = ("Dice [%] ↑", "AUPRC [%] ↑", "AUPRC pooled [%] ↑", "Lesion recall [%] ↑", "FP components ↓")
+    assert [column.name for column in table.columns] == [f"{group} {title}" for group in ("BraTS21 (T2)", "MSLUB (T2)")
+                                                          for title in per_set]
     markdown = table.to_markdown().splitlines()
     assert markdown[0] == "### Table 3: Segmentation (threshold: val-dice)"
     assert sum(line.startswith("| A |") for line in markdown) == 1
     assert sum(line.startswith("| B |") for line in markdown) == 1
-    assert len(markdown[2].split("|")) == len(markdown[4].split("|")) == 2 + 2 + 6
+    assert len(markdown[2].split("|")) == len(markdown[4].split("|")) == 2 + 2 + 10
+    recall, false_positives = table.rows[0].cells[3:5]  # each fold's set: recall 0.75, 3 FP components
+    assert recall.text(table.columns[3]) == "75.00 ± 0.00" and false_positives.value.mean == 3.0
 
 
 def test_folds_are_aggregated_as_mean_and_sample_std(summary):
@@ -224,7 +233,7 @@ def test_sweep_table_and_no_sweep():
 def test_latex_is_escaped_and_uses_booktabs(summary):
     latex = segmentation_table(summary, "val-dice").to_latex()
     assert latex.startswith("\\begin{table}") and "\\toprule" in latex and "\\bottomrule" in latex
-    assert "\\multicolumn{3}{c}{BraTS21 (T2)}" in latex and "\\cmidrule(lr){3-5}" in latex
+    assert "\\multicolumn{5}{c}{BraTS21 (T2)}" in latex and "\\cmidrule(lr){3-7}" in latex
     assert "Dice [\\%] $\\uparrow$" in latex and "$\\pm$" in latex and "\\textbf{" in latex and "$^{*}$" in latex
     assert " % " not in latex and "±" not in latex
 
@@ -232,14 +241,15 @@ def test_latex_is_escaped_and_uses_booktabs(summary):
 def test_html_table_marks_best_and_significance(summary):
     html = segmentation_table(summary, "val-dice").to_html()
     assert html.startswith("<table><caption>Table 3: Segmentation (threshold: val-dice)</caption>")
-    assert '<th colspan="3">BraTS21 (T2)</th>' in html and "<strong>" in html and "<sup>*</sup>" in html
+    assert '<th colspan="5">BraTS21 (T2)</th>' in html and "<strong>" in html and "<sup>*</sup>" in html
 
 
 def test_oracle_table_is_labelled_and_unmarked():
     runs = []
     for run in make_summary().runs:
         sets = tuple(SetResult(**{**result.__dict__, "thresholded": result.thresholded + (ThresholdedScores(
-            "full", Threshold("oracle", 0.2, counts_with_dice(0.7)), "test", mean_std([0.7, 0.8], ddof=0), 0.7),)})
+            "full", Threshold("oracle", 0.2, counts_with_dice(0.7)), "test", mean_std([0.7, 0.8], ddof=0), 0.7, RECALL,
+            FALSE_POSITIVES),)})
             for result in run.sets)
         runs.append(RunResult(**{**run.__dict__, "sets": sets, "thresholds": ("val-dice", "oracle")}))
     oracle_summary = summarise(runs)

@@ -20,6 +20,7 @@ from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
 from brainuad.data.layout import Subject, split_subjects
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.histograms import compare_intensity_histograms
+from brainuad.evaluate.lesions import LesionMap
 from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
@@ -34,6 +35,7 @@ from brainuad.evaluate.results import (
     HealthyResult,
     HealthyVolume,
     IntensityDensities,
+    LesionCounts,
     LesionVolume,
     Segmentation,
     SetResult,
@@ -167,8 +169,9 @@ class _OracleArchive:
         self._positions[start:stop] = np.flatnonzero(postprocessed)
         self._volumes.append((start, stop, np.flatnonzero(target).astype(np.int32)))
 
-    def rescore(self, threshold: float, postprocessing: PostProcessing) -> Iterator[ConfusionCounts]:
-        """Confusion counts of every kept volume binarised at ``threshold``, in the order added."""
+    def rescore(self, threshold: float, postprocessing: PostProcessing) -> Iterator[tuple[ConfusionCounts,
+                                                                                            LesionCounts]]:
+        """Voxel and lesion counts of every kept volume binarised at ``threshold``, in the order added."""
         scores = self.pool.scores
         for start, stop, lesion in self._volumes:
             volume = np.zeros(math.prod(MODEL_GRID_SHAPE), dtype=scores.dtype)
@@ -176,7 +179,13 @@ class _OracleArchive:
             target = np.zeros(volume.size, dtype=bool)
             target[lesion] = True
             prediction = postprocessing.apply_to_binary((volume > threshold).reshape(MODEL_GRID_SHAPE))
-            yield confusion_counts(prediction, target.reshape(MODEL_GRID_SHAPE))
+            truth = target.reshape(MODEL_GRID_SHAPE)
+            yield confusion_counts(prediction, truth), _lesion_counts(LesionMap(truth), prediction)
+
+
+def _lesion_counts(lesions: LesionMap, prediction: np.ndarray) -> LesionCounts:
+    detection = lesions.detect(prediction)
+    return LesionCounts(detection.lesions, detection.true_positives, detection.false_positives)
 
 
 class DensitySums:
@@ -228,10 +237,11 @@ class _TestSplit:
                 for variant in dict.fromkeys(pair.variant for pair in self.pairs)}
         full = maps[self.full]
         segmentations = []
+        lesions = LesionMap(target)
         for pair, threshold in self.thresholds.items():
             prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
-            segmentations.append(Segmentation(pair.variant.label, pair.rule.label,
-                                              confusion_counts(prediction, target)))
+            segmentations.append(Segmentation(pair.variant.label, pair.rule.label, confusion_counts(prediction, target),
+                                              _lesion_counts(lesions, prediction)))
         ranking = ranking_scores(full, target)
         self.histogram.add(full, target, mask=volume.mask)
         if self.archive is not None:
@@ -252,8 +262,8 @@ class _TestSplit:
             threshold = _select(pair.rule, self.archive.pool, where)
             rescored = self.archive.rescore(threshold.value, pair.variant.postprocessing)
             self.volumes = [replace(record, segmentations=record.segmentations + (
-                Segmentation(pair.variant.label, pair.rule.label, counts),))
-                for record, counts in zip(self.volumes, rescored, strict=True)]
+                Segmentation(pair.variant.label, pair.rule.label, counts, lesion_counts),))
+                for record, (counts, lesion_counts) in zip(self.volumes, rescored, strict=True)]
             chosen[pair] = threshold
         return chosen
 
@@ -262,12 +272,16 @@ class _TestSplit:
         volumes = tuple(self.volumes)
         thresholded = []
         for pair in self.pairs:
-            counts = [next(s.counts for s in record.segmentations
+            chosen = [next(s for s in record.segmentations
                            if s.threshold == pair.rule.label and s.postprocessing == pair.variant.label)
                       for record in volumes]
+            counts = [segmentation.counts for segmentation in chosen]
+            found = [segmentation.lesion_counts for segmentation in chosen]
             total = ConfusionCounts(*(sum(getattr(c, name) for c in counts) for name in ("tp", "fp", "fn", "tn")))
-            thresholded.append(ThresholdedScores(pair.variant.label, thresholds[pair], pair.rule.source,
-                                                 mean_std([c.dice for c in counts], ddof=0), total.dice))
+            thresholded.append(ThresholdedScores(
+                pair.variant.label, thresholds[pair], pair.rule.source, mean_std([c.dice for c in counts], ddof=0),
+                total.dice, mean_std([c.recall for c in found], ddof=0),
+                mean_std([float(c.false_positives) for c in found], ddof=0)))
         pooled = self.histogram.ranking_scores()
         l1s = [record.l1 for record in volumes]
         return SetResult(

@@ -36,7 +36,8 @@ class EvaluationFiles:
 
 
 PER_VOLUME_COLUMNS = ("group", "run", "fold", "set", "split", "t_test", "volume", "lesion_voxels", "postprocessing",
-                      "threshold", "threshold_value", "dice", "tp", "fp", "fn", "auprc_volume", "auroc_volume",
+                      "threshold", "threshold_value", "dice", "tp", "fp", "fn", "lesions", "lesions_detected",
+                      "fp_components", "auprc_volume", "auroc_volume",
                       "l1_lesion", "l1_healthy", "l1_ratio", "kld", "entropy_difference", "ssim", "psnr", "l1",
                       "lpips")
 
@@ -52,10 +53,11 @@ def _lesion_rows(run: RunResult, result: SetResult, t_test: int | None) -> Itera
         if volume.l1 is not None:
             shared.update(l1_lesion=volume.l1.unhealthy, l1_healthy=volume.l1.healthy, l1_ratio=volume.l1.ratio)
         for segmentation in volume.segmentations:
-            counts = segmentation.counts
+            counts, found = segmentation.counts, segmentation.lesion_counts
             yield {**shared, "postprocessing": segmentation.postprocessing, "threshold": segmentation.threshold,
                    "threshold_value": values[segmentation.threshold + "/" + segmentation.postprocessing],
-                   "dice": segmentation.dice, "tp": counts.tp, "fp": counts.fp, "fn": counts.fn}
+                   "dice": segmentation.dice, "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
+                   "lesions": found.lesions, "lesions_detected": found.detected, "fp_components": found.false_positives}
 
 
 def per_volume_rows(summary: EvaluationSummary) -> Iterator[dict[str, Any]]:

@@ -78,12 +78,32 @@ def to_jsonable(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class LesionCounts:
+    """Lesion-level detection of one binarised test volume (:mod:`~brainuad.evaluate.lesions`).
+
+    Attributes:
+        lesions: 26-connected ground-truth components; detected: those the prediction touches;
+        false_positives: predicted components touching no lesion.
+    """
+
+    lesions: int
+    detected: int
+    false_positives: int
+
+    @property
+    def recall(self) -> float:
+        """Detected / lesions; nan without a lesion."""
+        return self.detected / self.lesions if self.lesions else math.nan
+
+
+@dataclass(frozen=True)
 class Segmentation:
     """The binarised map of one test volume under one (post-processing, threshold) pair."""
 
     postprocessing: str
     threshold: str
     counts: ConfusionCounts
+    lesion_counts: LesionCounts
 
     @property
     def dice(self) -> float:
@@ -115,13 +135,17 @@ class LesionVolume:
     entropy_difference: float | None
     segmentations: tuple[Segmentation, ...]
 
-    def dice(self, threshold: str, postprocessing: str = FULL) -> float:
-        """Dice under one threshold label and post-processing variant."""
+    def segmentation(self, threshold: str, postprocessing: str = FULL) -> Segmentation:
+        """The segmentation under one threshold label and post-processing variant."""
         for segmentation in self.segmentations:
             if segmentation.threshold == threshold and segmentation.postprocessing == postprocessing:
-                return segmentation.dice
+                return segmentation
         raise KeyError(f"{self.name}: no segmentation for threshold {threshold!r} and post-processing "
                        f"{postprocessing!r}")
+
+    def dice(self, threshold: str, postprocessing: str = FULL) -> float:
+        """Dice under one threshold label and post-processing variant."""
+        return self.segmentation(threshold, postprocessing).dice
 
 
 @dataclass(frozen=True)
@@ -134,6 +158,10 @@ class ThresholdedScores:
         source: what it was chosen on: "lesion-val", "healthy-val" or "test" (the oracle).
         dice: mean and population std of the per-volume Dice (nan volumes excluded and counted).
         pooled_dice: Dice of all test voxels together (counts summed over volumes).
+        lesion_recall: mean and population std of the per-volume lesion recall (volumes without a
+            lesion excluded and counted).
+        false_positive_components: mean and population std of the predicted components per volume
+            that touch no lesion.
     """
 
     postprocessing: str
@@ -141,6 +169,8 @@ class ThresholdedScores:
     source: PoolSource
     dice: MeanStd
     pooled_dice: float
+    lesion_recall: MeanStd
+    false_positive_components: MeanStd
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,14 @@ DICE_CONVENTION = (
 AUPRC_CONVENTION = (
     "AUPRC (average precision) per volume: over all voxels of the 96 x 96 x 50 grid, background included, "
     "averaged over volumes (the authors' way); pooled: over the brain voxels of the whole test split.")
+LESION_CONVENTION = (
+    "Lesion recall: per test volume, the ground truth's 26-connected components touched by the binarised map "
+    "(full post-processing), averaged over volumes with a lesion; FP components: predicted components touching no "
+    "lesion, per volume.")
 CONVENTIONS = (
     DICE_CONVENTION,
     AUPRC_CONVENTION,
+    LESION_CONVENTION,
     "Per-volume means carry the population std over volumes (ddof 0); tables show mean ± sample std over folds "
     "(ddof 1), or the mean alone for a single fold.",
     "l1-ratio: per volume l1 error inside the lesions / l1 error in the brain outside them, averaged over volumes.",
@@ -492,7 +497,13 @@ def segmentation_table(summary: EvaluationSummary, threshold: str) -> Table:
                     _set_metric(dataset, modality, "AUPRC [%] ↑", 100.0, "higher",
                                 lambda result: result.average_precision.mean, lambda volume: volume.average_precision),
                     _set_metric(dataset, modality, "AUPRC pooled [%] ↑", 100.0, "higher",
-                                lambda result: result.pooled_average_precision, None)]
+                                lambda result: result.pooled_average_precision, None),
+                    _set_metric(dataset, modality, "Lesion recall [%] ↑", 100.0, "higher",
+                                lambda result: result.scores(threshold).lesion_recall.mean,
+                                lambda volume: volume.segmentation(threshold).lesion_counts.recall),
+                    _set_metric(dataset, modality, "FP components ↓", 1.0, "lower",
+                                lambda result: result.scores(threshold).false_positive_components.mean,
+                                lambda volume: float(volume.segmentation(threshold).lesion_counts.false_positives))]
     groups = summary.groups
     if oracle:
         cells = [[Cell(_aggregate(metric, group)) for metric in metrics] for group in groups]
@@ -502,7 +513,7 @@ def segmentation_table(summary: EvaluationSummary, threshold: str) -> Table:
     else:
         cells, comparisons = _compared_row_cells(metrics, groups)
         title = f"Table 3: Segmentation (threshold: {threshold})"
-    notes = _common_notes(not oracle) + [DICE_CONVENTION, AUPRC_CONVENTION]
+    notes = _common_notes(not oracle) + [DICE_CONVENTION, AUPRC_CONVENTION, LESION_CONVENTION]
     return Table(f"table3-{threshold.replace('%', 'pct')}", title, ("Model", "Folds"),
                  tuple(metric.column for metric in metrics), _group_rows(groups, cells), tuple(notes),
                  tuple(comparisons))
