@@ -79,3 +79,18 @@ def test_mean_std_values_survive(tmp_path):
     loaded = load_result(path, WithStats, {})
     assert loaded is not None and loaded.value.n == 2 and loaded.value.n_excluded == 1
     assert loaded.value.mean == pytest.approx(1.5)
+
+
+def test_a_type_that_gained_a_field_is_evaluated_again(tmp_path):
+    @dataclass(frozen=True)
+    class Before:
+        name: str
+
+    path = save_result(tmp_path / "r.json", Before("x"), {})
+
+    @dataclass(frozen=True)
+    class Before:  # noqa: F811  (the same type name, one field more: a newer version)
+        name: str
+        count: int
+
+    assert load_result(path, Before, {}) is None

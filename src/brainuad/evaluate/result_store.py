@@ -7,9 +7,10 @@ tables, figures and CSV files as the one just computed. It is JSON
 (arrays as base64 with their dtype and shape): nothing is unpickled.
 
 Each stored result carries a *key*, a JSON object saying what was evaluated and how (the run's
-config and weights, the data, the protocol's settings); :func:`load_run_result` returns the
-result only when the stored key equals the one asked for, so a changed setting or retrained
-model is evaluated again.
+config and weights, the data, the protocol's settings) and the *schema* of its type (every field's
+name and type, nested): :func:`load_result` returns the result only when both equal the ones asked
+for, so a changed setting, a retrained model or a result type that gained a field (a newer
+brainuad) is evaluated again instead of read back.
 """
 
 from __future__ import annotations
@@ -108,17 +109,32 @@ def _decode(hint: Any, value: Any) -> Any:
     raise TypeError(f"cannot read a stored {hint}")
 
 
+def _schema(hint: Any, seen: frozenset[Any] = frozenset()) -> str:
+    """A description of a stored type: its fields' names and types, nested dataclasses expanded."""
+    if isinstance(hint, type) and (is_dataclass(hint) or hasattr(hint, "_fields")) and hint not in seen:
+        hints = typing.get_type_hints(hint)
+        names = [item.name for item in fields(hint)] if is_dataclass(hint) else list(hint._fields)
+        inner = ", ".join(f"{name}: {_schema(hints[name], seen | {hint})}" for name in names)
+        return f"{hint.__name__}({inner})"
+    arguments = typing.get_args(hint)
+    if arguments:
+        origin = typing.get_origin(hint)
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_schema(a, seen) for a in arguments)}]"
+    return getattr(hint, "__name__", str(hint))
+
+
 def save_result(path: str | Path, result: Any, key: dict[str, Any]) -> Path:
     """Write a dataclass ``result`` with its ``key`` (JSON values only) to ``path``, atomically."""
     if not is_dataclass(result) or isinstance(result, type):
         raise ValueError(f"result must be a dataclass instance, got {type(result).__name__}")
-    payload = {"format_version": FORMAT_VERSION, "type": type(result).__name__, "key": key, "result": _encode(result)}
+    payload = {"format_version": FORMAT_VERSION, "type": type(result).__name__, "schema": _schema(type(result)),
+               "key": key, "result": _encode(result)}
     return write_text(path, json.dumps(payload) + "\n")
 
 
 def load_result(path: str | Path, kind: type[_Result], key: dict[str, Any]) -> _Result | None:
     """The ``kind`` result stored at ``path`` for ``key``; None when there is none, or it was stored
-    for another key, type or format version (it is then computed again and overwritten).
+    for another key, type, schema or format version (it is then computed again and overwritten).
 
     Raises:
         InputError: the file is not a stored result (not JSON, or its fields do not fit).
@@ -131,7 +147,7 @@ def load_result(path: str | Path, kind: type[_Result], key: dict[str, Any]) -> _
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(path, f"is not a stored evaluation result ({error})", "delete it to evaluate again") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION \
-            or payload.get("type") != kind.__name__:
+            or payload.get("type") != kind.__name__ or payload.get("schema") != _schema(kind):
         return None
     if json.dumps(payload.get("key"), sort_keys=True) != json.dumps(key, sort_keys=True):
         return None
