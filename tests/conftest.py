@@ -14,6 +14,19 @@ from helpers import shared_folder
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
 
+LONGEST_FIRST = ("experiment/test_experiment_command.py", "test_demo.py", "reliability/test_kill_resume.py",
+                 "test_predict.py", "preprocess/test_prepare.py")
+"""Modules that take minutes, collected first: pytest-xdist hands modules out in collection order,
+so the longest start at once instead of leaving one worker busy at the end."""
+
+
+def pytest_collection_modifyitems(items) -> None:
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((index for index, name in enumerate(LONGEST_FIRST) if path == f"tests/{name}"), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: every other module keeps its order
+
 
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> Path:

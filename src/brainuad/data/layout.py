@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from brainuad.atomic import write_text
-from brainuad.digest import json_digest, listing_digest
+from brainuad.digest import file_digest, json_digest, listing_digest
 from brainuad.errors import InputError
 
 Modality = Literal["t1", "t2", "flair"]
@@ -142,10 +142,11 @@ class SplitRecord:
 
 
 def splits_digest(root: str | Path) -> str:
-    """SHA-256 of the split CSVs of a data directory (names and contents, sorted by name): equal
-    splits, equal digests."""
+    """SHA-256 of the split CSVs of a data directory (names and the digests of their bytes, sorted
+    by name): equal splits, equal digests. Nothing is decoded: a CSV that is not text is reported
+    by the reader that needs it, with its name."""
     folder = resolve_data_root(root) / "splits"
-    return json_digest([(path.name, path.read_text()) for path in sorted(folder.glob("*.csv"))])
+    return json_digest([(path.name, file_digest(path)) for path in sorted(folder.glob("*.csv"))])
 
 
 def data_files_digest(root: str | Path) -> tuple[str, int, int]:
