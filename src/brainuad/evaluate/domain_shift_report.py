@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from brainuad.evaluate.domain_shift import DomainShiftRun, ShiftPoint
+from brainuad.evaluate.report import plot_over_folds
 from brainuad.evaluate.statistics import MeanStd, mean_std
 from brainuad.evaluate.tables import Cell, Column, Row, Table, dataset_title
 
@@ -136,15 +137,8 @@ def metrics_figure(runs: Sequence[DomainShiftRun], t_test: int, width: float = 1
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axis, (title, read) in zip(axes, panels):
         for label, members in shift_groups(runs):
-            xs, means, stds = [], [], []
-            for points in _points_at(members, t_test, width):
-                values = [v for v in (read(point) for point in points) if v is not None and math.isfinite(v)]
-                if values:
-                    xs.append(points[0].contrast)
-                    means.append(float(np.mean(values)))
-                    stds.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
-            if xs:
-                axis.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+            plot_over_folds(axis, [(points[0].contrast, [read(point) for point in points])
+                                   for points in _points_at(members, t_test, width) if points], label)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("contrast level cl (x^cl)")
         if axis.get_legend_handles_labels()[0]:

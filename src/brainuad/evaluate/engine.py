@@ -71,14 +71,6 @@ def _target(volume: GridVolume, subject: Subject) -> np.ndarray:
     return volume.seg
 
 
-def _subjects(data_root: Path, dataset: str, split: Literal["val", "test"], modality: str, fold: int | None,
-              limit: int | None) -> list[Subject]:
-    subjects = split_subjects(data_root, dataset, split, fold, modality)
-    if not subjects:
-        raise InputError(data_root / "splits", f"the {dataset} {split} split lists no subject")
-    return subjects[:limit] if limit is not None else subjects
-
-
 @dataclass(frozen=True)
 class SplitContext:
     """What every split of one run is evaluated with.
@@ -103,7 +95,10 @@ class SplitContext:
     def subjects(self, dataset: str, split: Literal["val", "test"]) -> list[Subject]:
         """The subjects of one split (the IXI validation split of the run's fold), first ``limit`` only."""
         fold = self.fold if dataset == "ixi" and split == "val" else None
-        return _subjects(self.data_root, dataset, split, self.modality, fold, self.limit)
+        subjects = split_subjects(self.data_root, dataset, split, fold, self.modality)
+        if not subjects:
+            raise InputError(self.data_root / "splits", f"the {dataset} {split} split lists no subject")
+        return subjects[:self.limit] if self.limit is not None else subjects
 
     def load(self, subject: Subject) -> GridVolume:
         """The subject's model-grid volume (through the cache), shifted when the context says so."""
@@ -114,7 +109,7 @@ class SplitContext:
 def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], context: SplitContext,
                   suffix: str) -> dict[PostProcessingVariant, VoxelPool]:
     """Brain voxels of the post-processed maps of the IXI validation volumes of the run's fold."""
-    subjects = _subjects(context.data_root, "ixi", "val", context.modality, context.fold, context.limit)
+    subjects = context.subjects("ixi", "val")
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
     for subject in track(subjects, context.bar("ixi", f"val fold {context.fold}", suffix), context.progress):
         volume = context.load(subject)
@@ -130,7 +125,7 @@ def _pool_lesion_val(scorer: VolumeScorer, dataset: str, variants: list[PostProc
     the number of volumes pooled (0 when no variant needs them)."""
     if not variants:
         return {}, 0
-    subjects = _subjects(context.data_root, dataset, "val", context.modality, None, context.limit)
+    subjects = context.subjects(dataset, "val")
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
     for subject in track(subjects, context.bar(dataset, "val", suffix), context.progress):
         volume = context.load(subject)
@@ -180,12 +175,7 @@ class _OracleArchive:
             target[lesion] = True
             prediction = postprocessing.apply_to_binary((volume > threshold).reshape(MODEL_GRID_SHAPE))
             truth = target.reshape(MODEL_GRID_SHAPE)
-            yield confusion_counts(prediction, truth), _lesion_counts(LesionMap(truth), prediction)
-
-
-def _lesion_counts(lesions: LesionMap, prediction: np.ndarray) -> LesionCounts:
-    detection = lesions.detect(prediction)
-    return LesionCounts(detection.lesions, detection.true_positives, detection.false_positives)
+            yield confusion_counts(prediction, truth), LesionMap(truth).detect(prediction).counts
 
 
 class DensitySums:
@@ -241,7 +231,7 @@ class _TestSplit:
         for pair, threshold in self.thresholds.items():
             prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
             segmentations.append(Segmentation(pair.variant.label, pair.rule.label, confusion_counts(prediction, target),
-                                              _lesion_counts(lesions, prediction)))
+                                              lesions.detect(prediction).counts))
         ranking = ranking_scores(full, target)
         self.histogram.add(full, target, mask=volume.mask)
         if self.archive is not None:
@@ -339,7 +329,7 @@ def evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[Binarisation, 
         if pair.rule.source == "lesion-val":
             thresholds[pair] = _select(pair.rule, pools[pair.variant], f"the {dataset} validation split")
     del pools
-    subjects = _subjects(context.data_root, dataset, "test", context.modality, None, context.limit)
+    subjects = context.subjects(dataset, "test")
     split = _TestSplit(pairs, {pair: thresholds[pair] for pair in pairs if pair in thresholds}, len(subjects))
     for subject in track(subjects, context.bar(dataset, "test", suffix), context.progress):
         volume = context.load(subject)
@@ -362,7 +352,7 @@ def choose_healthy_thresholds(scorer: VolumeScorer, pairs: tuple[Binarisation, .
 
 def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: SplitContext) -> HealthyResult:
     """Reconstruction quality on the healthy IXI test split (one volume at a time)."""
-    subjects = _subjects(context.data_root, "ixi", "test", context.modality, None, context.limit)
+    subjects = context.subjects("ixi", "test")
     densities = DensitySums()
     volumes = []
     for subject in track(subjects, context.bar("ixi", "test"), context.progress):

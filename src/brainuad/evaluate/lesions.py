@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from brainuad.checks import check_fraction, check_number
 from brainuad.evaluate.metrics import check_mask, check_same_shape
+from brainuad.evaluate.results import LesionCounts
 
 __all__ = ["LESION_SIZE_BINS_ML", "MODEL_GRID_VOXEL_ML", "LesionDetection", "LesionMap", "lesion_detection"]
 
@@ -49,23 +50,27 @@ class LesionDetection:
     false_positives: int
 
     @property
+    def counts(self) -> LesionCounts:
+        """The numbers the evaluation keeps: lesions, detected, false-positive components."""
+        return LesionCounts(int(self.sizes_ml.size), int(np.count_nonzero(self.detected)), self.false_positives)
+
+    @property
     def lesions(self) -> int:
-        return int(self.sizes_ml.size)
+        return self.counts.lesions
 
     @property
     def true_positives(self) -> int:
-        return int(np.count_nonzero(self.detected))
+        return self.counts.detected
 
     @property
     def recall(self) -> float:
-        """Detected / lesions; nan without a lesion."""
-        return self.true_positives / self.lesions if self.lesions else float("nan")
+        """Detected / lesions; nan without a lesion (:attr:`LesionCounts.recall`)."""
+        return self.counts.recall
 
     @property
     def f1(self) -> float:
-        """2 TP / (2 TP + FP + FN); nan when there is neither a lesion nor a predicted component."""
-        denominator = 2 * self.true_positives + self.false_positives + (self.lesions - self.true_positives)
-        return 2 * self.true_positives / denominator if denominator else float("nan")
+        """Lesion-wise F1 (:attr:`LesionCounts.f1`)."""
+        return self.counts.f1
 
     def recall_by_size(self, edges_ml: Sequence[float] = LESION_SIZE_BINS_ML) -> tuple[tuple[int, int], ...]:
         """Per size bin ``[edges[i], edges[i+1])``: (detected, lesions)."""

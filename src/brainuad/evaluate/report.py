@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from brainuad.evaluate.results import (
@@ -34,7 +35,7 @@ from brainuad.evaluate.results import (
 )
 from brainuad.evaluate.tables import Table, dataset_title
 
-__all__ = ["REPORT_STYLE", "figure_data_uri", "figure_html", "render_report"]
+__all__ = ["REPORT_STYLE", "figure_data_uri", "figure_html", "plot_over_folds", "render_report"]
 
 _DPI = 90
 REPORT_STYLE = """
@@ -158,6 +159,23 @@ def _intensity_histograms(group: GroupResult) -> Figure | None:
     return figure
 
 
+def plot_over_folds(axis: Axes, series: Sequence[tuple[float, Sequence[float | None]]], label: str,
+                    scale: float = 1.0) -> bool:
+    """One line of mean ± sample std over folds on a matplotlib ``axis``: per x, the folds' values
+    (None and nan left out; an x without any is skipped; one value has no error bar), times
+    ``scale``. Returns whether a point was drawn."""
+    xs, means, stds = [], [], []
+    for x, values in series:
+        finite = [value for value in values if value is not None and math.isfinite(value)]
+        if finite:
+            xs.append(x)
+            means.append(float(np.mean(finite)) * scale)
+            stds.append(float(np.std(finite, ddof=1)) * scale if len(finite) > 1 else 0.0)
+    if xs:
+        axis.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+    return bool(xs)
+
+
 def _sweep_figure(summary: EvaluationSummary) -> Figure:
     """Dice against t_test, one panel per lesion set, one line per model (mean ± std over folds)."""
     datasets = summary.datasets
@@ -167,18 +185,10 @@ def _sweep_figure(summary: EvaluationSummary) -> Figure:
     for axis, dataset in zip(axes, datasets):
         modality = ""
         for group in summary.groups:
-            means, stds, present = [], [], []
-            for level in levels:
-                values = [result.scores(summary.headline).dice.mean for run in group.runs
-                          if (result := run.sweep_result(level, dataset)) is not None]
-                values = [value for value in values if not math.isnan(value)]
-                if values:
-                    present.append(level)
-                    means.append(np.mean(values) * 100)
-                    stds.append(np.std(values, ddof=1) * 100 if len(values) > 1 else 0.0)
-            if present:
+            series = [(level, [result.scores(summary.headline).dice.mean for run in group.runs
+                               if (result := run.sweep_result(level, dataset)) is not None]) for level in levels]
+            if plot_over_folds(axis, series, group.label, scale=100.0):
                 modality = summary.set_modality(dataset)
-                axis.errorbar(present, means, yerr=stds, marker="o", capsize=3, label=group.label)
         axis.set_title(dataset_title(dataset, modality), fontsize=10)
         axis.set_xlabel("t_test")
         axis.set_ylabel("Dice [%]")

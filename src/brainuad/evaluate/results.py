@@ -95,6 +95,14 @@ class LesionCounts:
         """Detected / lesions; nan without a lesion."""
         return self.detected / self.lesions if self.lesions else math.nan
 
+    @property
+    def f1(self) -> float:
+        """Lesion-wise F1, 2 TP / (2 TP + FP + FN) with TP the detected lesions, FN the missed ones
+        and FP the false-positive components; nan when there is neither a lesion nor a predicted
+        component."""
+        denominator = self.detected + self.lesions + self.false_positives
+        return 2 * self.detected / denominator if denominator else math.nan
+
 
 @dataclass(frozen=True)
 class Segmentation:

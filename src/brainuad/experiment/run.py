@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brainuad.data.layout import splits_digest
 from brainuad.digest import file_digest
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.domain_shift import DomainShiftRun, evaluate_domain_shift
@@ -30,7 +29,7 @@ from brainuad.evaluate.results import EvaluationSummary, RunResult, to_jsonable
 from brainuad.evaluate.runs import evaluate_runs
 from brainuad.evaluate.scoring import NoiseLevelReconstructor
 from brainuad.experiment.manifest import Manifest
-from brainuad.experiment.plan import Plan, PlannedRun, config_identity
+from brainuad.experiment.plan import CACHE, Plan, PlannedRun, config_identity
 from brainuad.experiment.report import write_experiment_report
 from brainuad.lock import FolderLock
 from brainuad.methods.registry import load_config, spec_of
@@ -155,21 +154,21 @@ def _evaluate(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, device
             [run.run_dir for run in runs], plan.data_root, plan.out / EVALUATION, thresholds=settings.thresholds,
             postprocessing=PostProcessing(order=settings.postprocess_order), lpips_weights=lpips,
             t_sweep=plan.experiment.studies.t_test, ablation=plan.experiment.studies.ablation, limit=settings.limit,
-            device=device, cache_dir=plan.out / "cache", labels=[run.label for run in runs],
+            device=device, cache_dir=plan.out / CACHE, labels=[run.label for run in runs],
             results_dir=plan.out / RESULTS, on_run=timed, progress=progress)
     except Exception as error:  # reported; the studies and the report still run
         outcome.failures["evaluation"] = _message(error)
         say(f"[evaluate] FAILED: {outcome.failures['evaluation']}")
 
 
-def _shift_key(plan: Plan, run: PlannedRun) -> dict[str, Any]:
+def _shift_key(plan: Plan, manifest: Manifest, run: PlannedRun) -> dict[str, Any]:
     study = plan.experiment.studies.domain_shift
     assert study is not None
     return {"settings": to_jsonable(study.settings()), "limit": plan.experiment.evaluation.limit,
             "postprocess_order": plan.experiment.evaluation.postprocess_order,
             "config": config_identity(run.config),
             "weights": file_digest(run.run_dir / spec_of(run.config).weights_file),
-            "data": splits_digest(plan.data_root), "version": __version__, "group": run.label}
+            "data": manifest.header["data"]["splits_digest"], "version": __version__, "group": run.label}
 
 
 def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, device: str, say: Say,
@@ -191,7 +190,7 @@ def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, de
         started = time.perf_counter()
         try:
             stored = plan.out / RESULTS / f"domain-shift-{run.key}.json"
-            key = _shift_key(plan, run)
+            key = _shift_key(plan, manifest, run)
             result = load_result(stored, DomainShiftRun, key)
             record.domain_shift_reused = result is not None
             if result is None:
@@ -203,7 +202,7 @@ def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, de
                     method, plan.data_root, name=run.key, modality=run.modality, fold=run.fold, group=run.label,
                     method_name=run.config.method, settings=study.settings(),
                     postprocessing=PostProcessing(order=plan.experiment.evaluation.postprocess_order),
-                    limit=plan.experiment.evaluation.limit, cache_dir=plan.out / "cache",
+                    limit=plan.experiment.evaluation.limit, cache_dir=plan.out / CACHE,
                     normalise_on=run.config.data.normalise_on, progress=progress)
                 save_result(stored, result, key)
                 record.domain_shift_seconds = round(time.perf_counter() - started, 2)
