@@ -190,6 +190,20 @@ class RunConfigBase(Section):
     train: TrainConfig = TrainConfig()
 
 
+class StackRunConfigBase(RunConfigBase):
+    """A run config whose training items are stacks of consecutive axial slices (the SVAE, the
+    2.5-D cDDPM): trained without augmentation, which transforms single slices, not stacks."""
+
+    data: DataConfig = DataConfig(augment=False)
+
+    @model_validator(mode="after")
+    def _no_augmentation(self) -> "StackRunConfigBase":
+        if self.data.augment:
+            raise ValueError(f"data.augment must be false for {self.method}: the augmentation transforms single "
+                             f"slices, not stacks")
+        return self
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config mapping."""
     result = dict(raw)

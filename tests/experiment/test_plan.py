@@ -18,7 +18,8 @@ def test_paper_table3_plans_every_row_fold_and_modality(tiny_cohort, tmp_path):
     plan = _plan("paper-table3", tiny_cohort, tmp_path / "out")
     models = [run for run in plan.runs if run.kind == "model"]
     pretrainings = [run for run in plan.runs if run.kind == "pretrain"]
-    assert len(models) == 13 * 5 * 2 and len(pretrainings) == 5 * 2  # one SparK encoder per fold and modality
+    # 13 rows of the paper and 2 follow-up methods; one SparK encoder per fold and modality
+    assert len(models) == 15 * 5 * 2 and len(pretrainings) == 5 * 2
     assert plan.runs[:len(pretrainings)] == tuple(pretrainings)
     assert {(run.modality, run.fold) for run in pretrainings} == {(m, f) for m in ("t1", "t2") for f in range(5)}
     ssl = plan.run("cddpm-ssl-t1-fold3")
@@ -28,6 +29,9 @@ def test_paper_table3_plans_every_row_fold_and_modality(tiny_cohort, tmp_path):
     assert plan.run("cddpm-ssl-ens-t2-fold0").config.diffusion.ensemble == (250, 500, 750)
     assert plan.run("ddpm-ens-t2-fold0").config.diffusion.ensemble == (250, 500, 750)
     assert plan.run("cddpm-t2-fold0").config.encoder.pretrained is None
+    stacked = plan.run("cddpm25d-ssl-ens-t1-fold2")
+    assert stacked.needs == "pretrain-spark-t1-fold2" and stacked.config.encoder.neighbours == 1
+    assert plan.run("pddpm-iqa-t2-fold0").config.diffusion.t_test == 750
     for run in models:
         assert (run.config.data.modality, run.config.data.fold) == (run.modality, run.fold)
         assert run.run_dir == tmp_path / "out" / "runs" / run.key

@@ -25,9 +25,10 @@ SMALL_NETWORKS = {
 }
 """Overrides that shrink a run config's ``model`` section, by its type."""
 METHOD_OVERRIDES = {"fanogan": ["fanogan.gan_epochs=1", "model.latent_dim=128"], "svae": ["sequence.stack_size=4"],
-                    "cddpm": ["encoder.dim=8", "diffusion.ensemble=null"]}
+                    "cddpm": ["encoder.dim=8", "diffusion.ensemble=null"],
+                    "cddpm25d": ["encoder.dim=8", "diffusion.ensemble=null"]}
 """What a method needs on top: f-AnoGAN an encoder epoch after its GAN epoch, the SVAE short stacks, the
-cDDPM one test level instead of the ensemble of three (for speed)."""
+cDDPMs one test level instead of the ensemble of three (for speed)."""
 
 
 def small_config(name: str, cohort: Path):
@@ -41,7 +42,7 @@ def small_config(name: str, cohort: Path):
 
 def test_every_method_has_one_spec_named_as_its_config():
     assert tuple(SPECS) == METHODS == ("ddpm", "pddpm", "cddpm", "spark", "ae", "vae", "svae", "dae", "fanogan",
-                                       "thresh")
+                                       "thresh", "pddpm_iqa", "cddpm25d")
     for name, spec in SPECS.items():
         assert spec.name == name and spec.config.model_fields["method"].default == name
         assert isinstance(parse_config({"method": name}), spec.config)
@@ -51,11 +52,13 @@ def test_every_method_has_one_spec_named_as_its_config():
 
 def test_what_the_specs_declare():
     diffusion = {name for name, spec in SPECS.items() if spec.noise_levels(parse_config({"method": name}))}
-    assert diffusion == {"ddpm", "pddpm", "cddpm"}
+    assert diffusion == {"ddpm", "pddpm", "cddpm", "pddpm_iqa", "cddpm25d"}
     assert {name: spec.training for name, spec in SPECS.items() if spec.training != "gradient"} == {
         "fanogan": "adversarial", "thresh": "fit"}
     assert SPECS["svae"].stack_size(parse_config({"method": "svae"})) == 8
-    assert {SPECS[name].stack_size(parse_config({"method": name})) for name in METHODS if name != "svae"} == {1}
+    assert SPECS["cddpm25d"].stack_size(parse_config({"method": "cddpm25d"})) == 3
+    assert {SPECS[name].stack_size(parse_config({"method": name})) for name in METHODS
+            if name not in ("svae", "cddpm25d")} == {1}
     assert SPECS["spark"].weights_file == "encoder.safetensors" and not SPECS["spark"].detector
     assert SPECS["spark"].optimizer.kind == "adamw" and SPECS["fanogan"].optimizer.betas == (0.0, 0.9)
 

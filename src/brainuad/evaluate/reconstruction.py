@@ -34,11 +34,11 @@ import torch
 from monai.networks.nets import resnet
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from scipy import ndimage
 from torch import Tensor
 
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.metrics import check_mask, check_same_shape, check_scores
+from brainuad.methods.similarity import ssim_map
 
 __all__ = [
     "LesionL1",
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 MED3D_DEPTHS = (10, 18, 34, 50, 101, 152, 200)
-_K1, _K2 = 0.01, 0.03
 
 
 def _check_pair(reference: np.ndarray, reconstruction: np.ndarray) -> None:
@@ -91,23 +90,13 @@ def structural_similarity(reference: np.ndarray, reconstruction: np.ndarray, *, 
             or window_size > min(reference.shape[:axes]):
         raise ValueError(f"window_size must be an odd int in [3, {min(reference.shape[:axes])}], got {window_size!r}")
     size = (window_size,) * axes + (1,) * (reference.ndim - axes)
-    x = reference.astype(np.float64)
-    y = reconstruction.astype(np.float64)
-    mean_x, mean_y = ndimage.uniform_filter(x, size), ndimage.uniform_filter(y, size)
-    samples = window_size**axes
-    scale = samples / (samples - 1)  # sample covariance
-    var_x = scale * (ndimage.uniform_filter(x * x, size) - mean_x * mean_x)
-    var_y = scale * (ndimage.uniform_filter(y * y, size) - mean_y * mean_y)
-    cov_xy = scale * (ndimage.uniform_filter(x * y, size) - mean_x * mean_y)
-    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-    ssim_map = ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)
-                / ((mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2)))
+    similarity = ssim_map(reference, reconstruction, size, data_range=data_range)
     if mask is not None:
         _check_region("mask", mask, reference)
-        return float(ssim_map[mask].mean())
+        return float(similarity[mask].mean())
     pad = (window_size - 1) // 2
     interior = tuple(slice(pad, -pad) for _ in range(axes))
-    return float(ssim_map[interior].mean())
+    return float(similarity[interior].mean())
 
 
 def peak_signal_noise_ratio(reference: np.ndarray, reconstruction: np.ndarray, *, data_range: float = 1.0,

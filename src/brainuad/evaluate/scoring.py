@@ -4,8 +4,8 @@
 A method offers ``anomaly_map(volume)`` (:class:`AnomalyScorer`) and, when it reconstructs a
 pseudo-healthy volume, ``reconstruct(volume)`` (:class:`Reconstructor`; diffusion methods also take
 a noise level, :class:`NoiseLevelReconstructor`). :func:`volume_scorer` picks the score: the
-residual ``R = |x - x_rec|`` of a reconstruction, else the method's own map; every volume costs one
-model call.
+residual ``R = |x - x_rec|`` of a reconstruction (or the method's ``reconstruction_score`` of it),
+else the method's own map; every volume costs one model call.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "Reconstructor",
     "ResidualScorer",
     "ScoredVolume",
+    "ScoringReconstructor",
     "VolumeScorer",
     "crop_width",
     "volume_scorer",
@@ -48,6 +49,14 @@ class Reconstructor(Protocol):
     """A method that reconstructs a pseudo-healthy volume: ``reconstruct(volume) -> (96, 96, 50)``."""
 
     def reconstruct(self, volume: GridVolume) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ScoringReconstructor(Protocol):
+    """A reconstruction method with its own score of a reconstruction (pDDPM-IQA's l1 + SSIM fusion):
+    ``reconstruction_score(image, reconstruction) -> (X, Y, Z)`` float32 >= 0."""
+
+    def reconstruction_score(self, image: np.ndarray, reconstruction: np.ndarray) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -121,7 +130,8 @@ def crop_width(image: np.ndarray, width: float) -> np.ndarray:
 
 
 class ResidualScorer(VolumeScorer):
-    """A reconstruction method: ``R = |x - x_rec|`` from one reconstruction.
+    """A reconstruction method: the anomaly map from one reconstruction, the residual
+    ``R = |x - x_rec|`` or the method's own ``reconstruction_score`` (:class:`ScoringReconstructor`).
 
     Args:
         method: offers ``reconstruct(volume)``.
@@ -152,6 +162,9 @@ class ResidualScorer(VolumeScorer):
         else:
             raise ValueError(f"t_test={self.t_test!r} needs a diffusion method, got {type(self.method).__name__}")
         reconstruction = np.asarray(reconstruction, dtype=np.float32)
+        if isinstance(self.method, ScoringReconstructor):
+            return ScoredVolume(np.asarray(self.method.reconstruction_score(volume.image, reconstruction),
+                                           dtype=np.float32), reconstruction)
         return ScoredVolume(residual(volume.image, reconstruction), reconstruction)
 
 

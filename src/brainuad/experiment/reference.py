@@ -17,7 +17,8 @@ from dataclasses import dataclass
 __all__ = ["REFERENCE_ROWS", "REFERENCE_SOURCE", "ReferenceRow", "reference_metric"]
 
 REFERENCE_SOURCE = ("Behrendt et al., Conditioned Diffusion Models for Unsupervised Anomaly Detection in Brain MRI "
-                    "(preprint v1), Table 2 (mean ± std over 5 folds) and Table 3 (means over 5 folds)")
+                    "(preprint v1), Table 2 (mean ± std over 5 folds) and Table 3 (means over 5 folds); the "
+                    "pDDPM-IQA row: Pan et al. 2024, as reported under this protocol (BraTS21 and MSLUB only)")
 
 Value = tuple[float, float | None]
 """(mean, std or None) in display units."""
@@ -64,6 +65,11 @@ _TABLE3 = {
     "cDDPM + SSL": _table3((52.35, 58.14), (11.09, None), (18.95, None), (9.92, None)),
     "cDDPM + SSL + ENS": _table3((53.37, 58.84), (11.51, 11.13), (19.99, 22.21), (9.88, 9.33)),
 }
+_FOLLOW_UP = {
+    "pDDPM-IQA": {("brats21", "dice"): (59.45, None), ("brats21", "auprc"): (62.99, None),
+                  ("mslub", "dice"): (12.93, None), ("mslub", "auprc"): (11.51, None)},
+}
+"""Later results under this protocol (not rows of the paper's tables)."""
 _TABLE2 = {
     "VAE": _table2((74.98, 0.54), (23.38, 0.14), (4.03, 0.50), (32.32, 0.64), (3.52, 0.08), (2.92, 0.06),
                    (4.43, 0.03), (2.36, 0.04)),
@@ -82,7 +88,7 @@ _TABLE2 = {
 }
 
 REFERENCE_ROWS: dict[str, ReferenceRow] = {
-    name: ReferenceRow(name, {**values, **_TABLE2.get(name, {})}) for name, values in _TABLE3.items()}
+    name: ReferenceRow(name, {**values, **_TABLE2.get(name, {})}) for name, values in {**_TABLE3, **_FOLLOW_UP}.items()}
 """The published rows by name (Table 3's names)."""
 
 _METRIC_TITLES = {"Dice [%] ↑": "dice", "AUPRC [%] ↑": "auprc", "SSIM [%] ↑": "ssim", "PSNR [dB] ↑": "psnr",

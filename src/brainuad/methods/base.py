@@ -111,15 +111,16 @@ class ReconstructionMethod(AnomalyDetector):
 
     @torch.no_grad()
     def _map_slices(self, volume: VolumeLike, fn: Callable[[Tensor, torch.Generator, Tensor | None], Tensor],
-                    condition: VolumeLike | None = None) -> np.ndarray:
-        """``fn(slices, generator, condition_slices)`` over the axial slices of ``volume`` in batches
-        of ``inference_batch_size`` (and the same slices of ``condition``, or None)."""
+                    conditions: Tensor | None = None) -> np.ndarray:
+        """``fn(slices, generator, condition_slices)`` over the axial slices (Z, 1, X, Y) of ``volume``
+        in batches of ``inference_batch_size``, with the same rows of ``conditions`` ((Z, C, X, Y),
+        what a conditioned method's encoder sees for each slice), or None."""
         was_training = self.training
         self.eval()
         slices = volume_slices(volume)
-        conditions = None if condition is None else volume_slices(condition)
-        if conditions is not None and conditions.shape != slices.shape:
-            raise ValueError(f"the condition's slices {tuple(conditions.shape)} differ from the volume's "
+        if conditions is not None and (conditions.ndim != 4 or conditions.shape[0] != slices.shape[0]
+                                       or conditions.shape[2:] != slices.shape[2:]):
+            raise ValueError(f"the condition's slices {tuple(conditions.shape)} do not match the volume's "
                              f"{tuple(slices.shape)}")
         generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
         outputs = []
@@ -140,10 +141,22 @@ class ReconstructionMethod(AnomalyDetector):
         """
         return self._map_slices(volume, lambda batch, generator, _: self.reconstruct_slices(batch, generator))
 
+    def reconstruction_score(self, image: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+        """The anomaly map of a volume from its reconstruction: the residual ``|x - x_rec|``
+        (:func:`residual`) unless a method scores otherwise (pDDPM-IQA).
+
+        Args:
+            image, reconstruction: (X, Y, Z) in [0, 1].
+
+        Returns:
+            (X, Y, Z) float32 >= 0.
+        """
+        return residual(image, reconstruction)
+
     def anomaly_map(self, volume: VolumeLike) -> np.ndarray:
-        """The residual ``|x - x_rec|``: (X, Y, Z) float32 >= 0."""
+        """:meth:`reconstruction_score` of the volume's reconstruction: (X, Y, Z) float32 >= 0."""
         image = volume.image if isinstance(volume, GridVolume) else np.asarray(volume, dtype=np.float32)
-        return residual(image, self.reconstruct(volume))
+        return self.reconstruction_score(image, self.reconstruct(volume))
 
 
 def residual(image: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from brainuad.nn.encoders import ImageEncoder
 from brainuad.nn.unet import UNet
 from brainuad.noise import NoiseSampler
 
-__all__ = ["CDDPM", "CDDPMRunConfig", "CDDPM_SPEC"]
+__all__ = ["CDDPM", "CDDPMRunConfig", "CDDPM_SPEC", "build_encoder"]
 
 
 class CDDPM(DDPM):
@@ -57,12 +57,20 @@ class CDDPMRunConfig(RunConfigBase):
     encoder: EncoderConfig = EncoderConfig()
 
 
+def build_encoder(config: EncoderConfig, load_pretrained: bool, in_channels: int = 1) -> ImageEncoder:
+    """The encoder F_enc of an encoder section, for images of ``in_channels`` channels; with
+    ``load_pretrained`` and ``pretrained`` set, its body starts from those SparK weights (see
+    :func:`~brainuad.methods.spark.load_body_weights`; the head to d starts fresh)."""
+    encoder = ImageEncoder(depth=config.depth, out_dim=config.dim, in_channels=in_channels)
+    if load_pretrained and config.pretrained is not None:
+        load_body_weights(encoder.body, config.pretrained)
+    return encoder
+
+
 def build_cddpm(config: CDDPMRunConfig, load_pretrained: bool) -> CDDPM:
     """The untrained cDDPM of a run config; with ``load_pretrained`` and ``encoder.pretrained`` set,
     the encoder body starts from those SparK weights (the head to d starts fresh)."""
-    encoder = ImageEncoder(depth=config.encoder.depth, out_dim=config.encoder.dim)
-    if load_pretrained and config.encoder.pretrained is not None:
-        load_body_weights(encoder.body, config.encoder.pretrained)
+    encoder = build_encoder(config.encoder, load_pretrained)
     diffusion = config.diffusion
     unet = build_unet(config.model, config.encoder.dim, config.encoder.context_mlp)
     return CDDPM(unet, encoder, build_noise(diffusion.noise), DiffusionSchedule(diffusion.timesteps),

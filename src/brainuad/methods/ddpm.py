@@ -15,7 +15,7 @@ from torch import Tensor
 
 from brainuad.config import DiffusionConfig, RunConfigBase, UNetConfig
 from brainuad.image_range import to_image_range, to_model_range
-from brainuad.methods.base import ReconstructionMethod, VolumeLike
+from brainuad.methods.base import ReconstructionMethod, VolumeLike, volume_slices
 from brainuad.methods.components import build_noise, build_unet
 from brainuad.methods.diffusion import DiffusionSchedule
 from brainuad.methods.spec import MethodSpec
@@ -55,16 +55,31 @@ class DDPM(ReconstructionMethod):
         """Conditioning of the denoiser on the clean input; None for the unconditioned DDPM."""
         return None
 
+    def _context_of(self, x0: Tensor, condition: Tensor | None) -> Tensor | None:
+        """:meth:`context` of ``condition`` ((N, C, H, W) in [0, 1]) if given, else of ``x0`` (model range)."""
+        return self.context(x0 if condition is None else to_model_range(condition))
+
     def _noise_like(self, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         n, c, h, w = x0.shape
         return self.noise.sample((n, c, h, w), device=x0.device, dtype=x0.dtype, generator=generator)
 
     def training_loss(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Mean L1 ``|x0 - x0_hat|`` at a uniformly drawn t per slice; images: (N, 1, H, W) in [0, 1]."""
+        return self.denoising_loss(images, generator)
+
+    def denoising_loss(self, images: Tensor, generator: torch.Generator | None = None,
+                       condition: Tensor | None = None) -> Tensor:
+        """Mean L1 ``|x0 - x0_hat|`` at a uniformly drawn t per slice.
+
+        Args:
+            images: (N, 1, H, W) in [0, 1], the slices to noise and denoise.
+            condition: (N, C, H, W) in [0, 1], what the conditioning encoder sees instead of
+                ``images`` (the 2.5-D cDDPM: each slice with its neighbours), or None.
+        """
         x0 = to_model_range(images)
         t = self.schedule.sample_timesteps(x0.shape[0], x0.device, generator)
         x_t = self.schedule.q_sample(x0, t, self._noise_like(x0, generator))
-        return (self.unet(x_t, t, self.context(x0)) - x0).abs().mean()
+        return (self.unet(x_t, t, self._context_of(x0, condition)) - x0).abs().mean()
 
     def levels(self, t_test: int | None = None, ensemble: Sequence[int] | None = None) -> tuple[int, ...]:
         """The test noise levels: ``ensemble`` if given, else ``t_test`` if given, else the defaults."""
@@ -81,15 +96,15 @@ class DDPM(ReconstructionMethod):
         Args:
             images: (N, 1, H, W) in [0, 1].
             levels: noise levels in 1..T.
-            condition: (N, 1, H, W) in [0, 1], the image the conditioning encoder sees instead of
-                ``images`` (the domain-shift study's cropped conditioning), or None; an
-                unconditioned DDPM ignores it.
+            condition: (N, C, H, W) in [0, 1], what the conditioning encoder sees instead of
+                ``images`` (the domain-shift study's cropped conditioning; C > 1 for the 2.5-D
+                cDDPM's neighbouring slices), or None; an unconditioned DDPM ignores it.
 
         Returns:
             (N, 1, H, W) in [0, 1].
         """
         x0 = to_model_range(images)
-        context = self.context(x0 if condition is None else to_model_range(condition))
+        context = self._context_of(x0, condition)
         total = torch.zeros_like(images)
         for level in levels:
             t = torch.full((x0.shape[0],), level, device=x0.device, dtype=torch.long)
@@ -99,6 +114,11 @@ class DDPM(ReconstructionMethod):
 
     def reconstruct_slices(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.reconstruct_at(images, self.levels(), generator)
+
+    def condition_slices(self, condition: VolumeLike) -> Tensor:
+        """What the conditioning encoder sees for each axial slice of a conditioning volume:
+        (X, Y, Z) -> (Z, 1, X, Y), its slices (the 2.5-D cDDPM: each with its neighbours)."""
+        return volume_slices(condition)
 
     def reconstruct(self, volume: VolumeLike, *, t_test: int | None = None,
                     ensemble: Sequence[int] | None = None, condition: VolumeLike | None = None) -> np.ndarray:
@@ -116,7 +136,7 @@ class DDPM(ReconstructionMethod):
         """
         levels = self.levels(t_test, ensemble)
         return self._map_slices(volume, lambda batch, generator, given: self.reconstruct_at(
-            batch, levels, generator, given), condition)
+            batch, levels, generator, given), None if condition is None else self.condition_slices(condition))
 
 
 class DDPMRunConfig(RunConfigBase):

@@ -17,10 +17,12 @@ from brainuad.errors import ConfigError
 from brainuad.methods.autoencoders import AE_SPEC, VAE_SPEC
 from brainuad.methods.base import AnomalyDetector
 from brainuad.methods.cddpm import CDDPM_SPEC
+from brainuad.methods.cddpm25d import CDDPM25D_SPEC
 from brainuad.methods.dae import DAE_SPEC
 from brainuad.methods.ddpm import DDPM_SPEC
 from brainuad.methods.fanogan import FANOGAN_SPEC
 from brainuad.methods.pddpm import PDDPM_SPEC
+from brainuad.methods.pddpm_iqa import PDDPM_IQA_SPEC
 from brainuad.methods.spark import SPARK_SPEC
 from brainuad.methods.spec import MethodSpec
 from brainuad.methods.svae import SVAE_SPEC
@@ -30,8 +32,10 @@ __all__ = ["DETECTORS", "METHODS", "SPECS", "build_detector", "load_config", "pa
            "spec_of"]
 
 SPECS: dict[str, MethodSpec[Any]] = {spec.name: spec for spec in (
-    DDPM_SPEC, PDDPM_SPEC, CDDPM_SPEC, SPARK_SPEC, AE_SPEC, VAE_SPEC, SVAE_SPEC, DAE_SPEC, FANOGAN_SPEC, THRESH_SPEC)}
-"""Every method, by its config's ``method`` name, in the order of the paper's tables."""
+    DDPM_SPEC, PDDPM_SPEC, CDDPM_SPEC, SPARK_SPEC, AE_SPEC, VAE_SPEC, SVAE_SPEC, DAE_SPEC, FANOGAN_SPEC, THRESH_SPEC,
+    PDDPM_IQA_SPEC, CDDPM25D_SPEC)}
+"""Every method, by its config's ``method`` name, in the order of the paper's tables, then the
+follow-up methods (docs/follow-up-methods.md)."""
 
 METHODS = tuple(SPECS)
 """The ``method`` names a run config may have."""

@@ -139,11 +139,19 @@ class SparKPretrainer(nn.Module):
 def load_body_weights(body: ResNetBody, path: str | Path) -> None:
     """Load SparK pre-trained body weights (safetensors, never unpickled) into ``body`` in place.
 
+    SparK pre-trains a 1-channel body. A body of C > 1 input channels (the 2.5-D cDDPM's encoder,
+    a slice and its neighbours) gets the stem convolution's kernel inflated: repeated over the C
+    channels and divided by C, so that a stack of C copies of one slice gives the stem output the
+    pre-trained body gives that slice (the rest of the body loads unchanged).
+
     Raises:
         InputError: the file is missing or unreadable, or its tensors do not match the body's
             keys and shapes (e.g. pre-trained with another depth).
     """
     state = load_weights(path)
+    stem = state.get("conv1.weight")
+    if body.in_channels > 1 and stem is not None and stem.ndim == 4 and stem.shape[1] == 1:
+        state = {**state, "conv1.weight": stem.repeat(1, body.in_channels, 1, 1) / body.in_channels}
     expected = body.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]

@@ -13,10 +13,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import Tensor, nn
 
-from brainuad.config import AutoencoderConfig, DataConfig, RunConfigBase, Section
+from brainuad.config import AutoencoderConfig, Section, StackRunConfigBase
 from brainuad.methods.autoencoders import GaussianLatent, LatentCode, VariationalConfig, per_pixel_loss
 from brainuad.methods.base import ReconstructionMethod, VolumeLike, slices_to_volume, volume_slices
 from brainuad.methods.components import conv_decoder, conv_encoder
@@ -136,23 +136,15 @@ class SequenceConfig(Section):
     heads: int = Field(4, ge=1)
 
 
-class SVAERunConfig(RunConfigBase):
+class SVAERunConfig(StackRunConfigBase):
     """Sequential VAE over stacks of consecutive slices (Behrendt et al. 2022), beta = 0.001.
 
     Trained without augmentation: the slice augmentation acts on single slices, not on stacks."""
 
     method: Literal["svae"] = "svae"
-    data: DataConfig = DataConfig(augment=False)
     model: AutoencoderConfig = AutoencoderConfig()
     vae: VariationalConfig = VariationalConfig()
     sequence: SequenceConfig = SequenceConfig()
-
-    @model_validator(mode="after")
-    def _no_augmentation(self) -> "SVAERunConfig":
-        if self.data.augment:
-            raise ValueError("data.augment must be false for svae: the augmentation transforms single slices, "
-                             "not stacks")
-        return self
 
 
 def build_svae(config: SVAERunConfig, load_pretrained: bool) -> SequenceVAE:

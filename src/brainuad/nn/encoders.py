@@ -1,4 +1,5 @@
-"""Image encoder F_enc of the cDDPM: a 1-channel ResNet body and a linear head to d.
+"""Image encoder F_enc of the cDDPM: a ResNet body (1 input channel; the 2.5-D cDDPM's sees a
+slice and its neighbours as channels) and a linear head to d.
 
 Paper §3.2/§4.3: "a ResNet-backbone with a fully connected layer to match the target
 dimension of c in R^d". ResNet: He et al. (2016); stride on the 3x3 conv of the bottleneck
@@ -104,7 +105,7 @@ _ARCHITECTURES: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, 
 
 
 class ResNetBody(nn.Module):
-    """ResNet body for 1-channel images: stem, 4 stages, global average pooling.
+    """ResNet body for images of ``in_channels`` channels: stem, 4 stages, global average pooling.
 
     Stem: conv 7x7 stride 2 (``conv1``) -> BatchNorm (``bn1``) -> ReLU -> max-pool 3x3
     stride 2 (``maxpool``); stages ``layer1`` .. ``layer4`` at strides 4, 8, 16, 32; global
@@ -115,17 +116,20 @@ class ResNetBody(nn.Module):
             18/34, (256, 512, 1024, 2048) for depth 50).
         stage_strides: downsampling factor of each stage output w.r.t. the input, (4, 8, 16, 32).
         out_channels: width of the pooled feature vector (= stage_channels[-1]).
+        in_channels: channels of the input images.
 
     Args:
         depth: 18, 34 (BasicBlock) or 50 (Bottleneck).
+        in_channels: input channels (1: a slice; the paper's encoder).
     """
 
-    def __init__(self, depth: Depth = 50) -> None:
+    def __init__(self, depth: Depth = 50, in_channels: int = 1) -> None:
         super().__init__()
         if depth not in _ARCHITECTURES:
             raise ValueError(f"depth must be one of 18, 34, 50, got {depth!r}")
         block, counts = _ARCHITECTURES[depth]
-        self.conv1 = nn.Conv2d(1, _STEM_CHANNELS, 7, stride=2, padding=3, bias=False)
+        self.in_channels = check_int("in_channels", in_channels)
+        self.conv1 = nn.Conv2d(in_channels, _STEM_CHANNELS, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(_STEM_CHANNELS)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels = _STEM_CHANNELS
@@ -149,14 +153,14 @@ class ResNetBody(nn.Module):
         """Outputs of the 4 stages.
 
         Args:
-            x: (N, 1, H, W) images.
+            x: (N, in_channels, H, W) images.
 
         Returns:
             4 tensors (N, stage_channels[i], ceil(H / s_i), ceil(W / s_i)),
             s_i = stage_strides[i].
         """
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"x must have shape (N, 1, H, W), got {tuple(x.shape)!r}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape (N, {self.in_channels}, H, W), got {tuple(x.shape)!r}")
         h = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         features = []
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
@@ -165,7 +169,7 @@ class ResNetBody(nn.Module):
         return features
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (N, 1, H, W) -> globally average-pooled features (N, out_channels)."""
+        """x: (N, in_channels, H, W) -> globally average-pooled features (N, out_channels)."""
         return self.avgpool(self.stage_features(x)[-1]).flatten(1)
 
 
@@ -178,14 +182,20 @@ class ImageEncoder(nn.Module):
     Args:
         depth: ResNet depth, 18, 34 or 50 (paper: 50).
         out_dim: width d of the context vector (paper: 128; authors' code: 512).
+        in_channels: input channels (paper: 1, the slice; the 2.5-D cDDPM: 2k + 1 slices).
     """
 
-    def __init__(self, depth: Depth = 50, out_dim: int = 128) -> None:
+    def __init__(self, depth: Depth = 50, out_dim: int = 128, in_channels: int = 1) -> None:
         super().__init__()
         self.out_dim = check_int("out_dim", out_dim)
-        self.body = ResNetBody(depth)
+        self.body = ResNetBody(depth, in_channels)
         self.head = nn.Linear(self.body.out_channels, out_dim)
 
+    @property
+    def in_channels(self) -> int:
+        """Channels of the input images."""
+        return self.body.in_channels
+
     def forward(self, x: Tensor) -> Tensor:
-        """x: (N, 1, H, W) clean (noise-free) slices -> context vectors c: (N, out_dim)."""
+        """x: (N, in_channels, H, W) clean (noise-free) slices -> context vectors c: (N, out_dim)."""
         return self.head(self.body(x))
