@@ -39,5 +39,5 @@ def test_load_detector_predicts_in_the_scans_geometry(trained_ddpm_run, preproce
 def test_load_detector_refuses_without_a_threshold(trained_ddpm_run):
     from brainuad import load_detector
 
-    with pytest.raises(InputError, match="no validation threshold stored"):
+    with pytest.raises(InputError, match="no threshold stored"):
         load_detector(trained_ddpm_run)

@@ -137,7 +137,7 @@ def summary_file(path, run_name, values):
 
 
 def test_threshold_precedence(run_copy, tmp_path):
-    with pytest.raises(InputError, match="no validation threshold stored.*brainuad evaluate"):
+    with pytest.raises(InputError, match="no threshold stored.*brainuad evaluate"):
         resolve_threshold(run_copy)
     write_run_thresholds(run_copy, [stored("mslub", 0.3, "authors_code"), stored("brats21", 0.2)])
     first = resolve_threshold(run_copy)
@@ -175,7 +175,7 @@ def run_command(*arguments):
 def test_command_refuses_without_a_threshold(run_copy, preprocessed_scans, tmp_path):
     result, output = run_command(run_copy, preprocessed_scans.plain.image, "--out", tmp_path / "out")
     assert result.exit_code == 2
-    assert f"{run_copy}: no validation threshold stored for this run (no thresholds.json)" in output
+    assert f"{run_copy}: no threshold stored for this run (no thresholds.json)" in output
     assert "--threshold-from" in output and not (tmp_path / "out").exists()
 
 

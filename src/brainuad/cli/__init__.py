@@ -2,7 +2,7 @@
 
 - :mod:`~brainuad.cli.console`: the consoles and ``user_errors``, shared by every command.
 - :mod:`~brainuad.cli.synth`, :mod:`~brainuad.cli.validate`, :mod:`~brainuad.cli.demo`,
-  :mod:`~brainuad.cli.train` (train and pretrain), :mod:`~brainuad.cli.predict`,
+  :mod:`~brainuad.cli.train` (train and pretrain), :mod:`~brainuad.cli.predict`, :mod:`~brainuad.cli.calibrate`,
   :mod:`~brainuad.cli.evaluate`, :mod:`~brainuad.cli.prepare`, :mod:`~brainuad.cli.experiment`: one
   module per command, each a plain function registered here.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from brainuad.cli import demo, evaluate, experiment, predict, prepare, synth, train, validate
+from brainuad.cli import calibrate, demo, evaluate, experiment, predict, prepare, synth, train, validate
 from brainuad.cli.console import console, err_console, user_errors
 
 __all__ = ["app", "console", "err_console", "main", "user_errors"]
@@ -35,6 +35,7 @@ app.command()(demo.demo)
 app.command()(train.train)
 app.command()(train.pretrain)
 app.command()(predict.predict)
+app.command()(calibrate.calibrate)
 app.command()(evaluate.evaluate)
 app.command()(prepare.prepare)
 app.command()(experiment.experiment)

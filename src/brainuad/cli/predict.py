@@ -13,7 +13,48 @@ from brainuad.cli.console import console, err_console, user_errors
 from brainuad.errors import BrainUADError
 from brainuad.lock import FolderLock
 
-__all__ = ["predict"]
+__all__ = ["RAW_HELP", "check_raw_options", "predict", "raw_preprocessing"]
+
+RAW_HELP = {
+    "raw": "The inputs are raw scans: preprocess each first (1 mm, affine registration to the training data's atlas, "
+           "skull stripping, N4) and map the results back onto the raw scan's grid.",
+    "atlas": "With --raw: the template the training data were registered to (default: the atlas in the run's data "
+             "directory's space.json, else MNI152).",
+    "atlas_mask": "With --raw: the template's brain mask (default: its non-zero voxels).",
+    "skull_strip": "With --raw: deepbet, none (already stripped), atlas-mask or hd-bet (your own install); a --mask "
+                   "or a mask beside the scan replaces it.",
+}
+"""The help of the raw-scan options, shared by ``predict`` and ``calibrate``."""
+
+
+def check_raw_options(raw: bool, atlas: Optional[Path], atlas_mask: Optional[Path], skull_strip: str) -> None:
+    """Usage errors of the raw-scan options (before anything is loaded)."""
+    from brainuad.preprocess.options import OptionError, check_pipeline_options
+
+    if not raw and (atlas is not None or atlas_mask is not None):
+        raise typer.BadParameter("only raw scans are registered: add --raw", param_hint="--atlas")
+    try:
+        check_pipeline_options(atlas, atlas_mask, skull_strip)
+    except OptionError as error:
+        raise typer.BadParameter(str(error), param_hint=error.option) from None
+
+
+def raw_preprocessing(run: Path, raw: bool, atlas: Optional[Path], atlas_mask: Optional[Path], skull_strip: str):
+    """The preprocessing pipeline for raw scans (None without ``raw``), into the run's training space
+    or the atlas given; says which space it registers to."""
+    if not raw:
+        return None
+    from brainuad.predict import training_atlas
+    from brainuad.preprocess.options import load_atlas
+    from brainuad.preprocess.prepare import default_pipeline
+
+    if atlas is not None:
+        template, space = load_atlas(atlas, atlas_mask), f"--atlas {atlas}"
+    else:
+        template, space = training_atlas(run)
+        template.load()  # a bad atlas file is reported now, not once per scan
+    console.print(f"raw scans: registered to {template.name} ({space}); skull strip {skull_strip}", highlight=False)
+    return default_pipeline(atlas=template, skull_strip=skull_strip)
 
 
 def _predict_all(detector, scans: Sequence[Path], mask: Optional[Path], out: Path, failures: list) -> int:
@@ -67,36 +108,23 @@ def predict(
     device: str = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ..."),
     orientation: str = typer.Option("RAS", "--orientation", help="Axis order of the training data; scans are "
                                                                  "reoriented to it (flips/permutations only)."),
-    raw: bool = typer.Option(False, "--raw", help="The inputs are raw scans: preprocess each first (1 mm, affine "
-                                                  "registration to the training data's atlas, skull stripping, N4) "
-                                                  "and map the results back onto the raw scan's grid."),
-    atlas: Optional[Path] = typer.Option(None, "--atlas", help="With --raw: the template the training data were "
-                                                                "registered to (default: the atlas in the run's data "
-                                                                "directory's space.json, else MNI152)."),
-    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help="With --raw: the template's brain mask "
-                                                                         "(default: its non-zero voxels)."),
-    skull_strip: str = typer.Option("deepbet", "--skull-strip", help="With --raw: deepbet, none (already stripped), "
-                                                                     "atlas-mask or hd-bet (your own install); a "
-                                                                     "--mask or a mask beside the scan replaces it."),
+    raw: bool = typer.Option(False, "--raw", help=RAW_HELP["raw"]),
+    atlas: Optional[Path] = typer.Option(None, "--atlas", help=RAW_HELP["atlas"]),
+    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=RAW_HELP["atlas_mask"]),
+    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=RAW_HELP["skull_strip"]),
 ) -> None:
     """Anomaly maps of preprocessed (or, with --raw, raw) scans, written in each scan's own geometry (shape and
     affine).
 
-    Without --threshold or --threshold-from: the validation threshold 'brainuad evaluate' stored in the run.
+    Without --threshold, --threshold-from or --set: the threshold 'brainuad calibrate' stored in the run (from healthy
+    scans of your site), else the validation threshold 'brainuad evaluate' stored for the run's first set.
 
     Reconstructions are on the model's normalised [0, 1] intensity scale, not the scan's units.
 
     Exit code 0 when every scan was predicted, 1 when any failed (each is reported), 2 for a usage error.
     """
     from brainuad.data.layout import LESION_SETS
-    from brainuad.predict import (
-        check_orientation,
-        discover_inputs,
-        load_detector,
-        training_atlas,
-    )
-    from brainuad.preprocess.options import OptionError, check_pipeline_options, load_atlas
-    from brainuad.preprocess.prepare import default_pipeline
+    from brainuad.predict import check_orientation, discover_inputs, load_detector
 
     if threshold is not None and (threshold_from is not None or dataset is not None):
         raise typer.BadParameter("give either a value, or --threshold-from/--set, not both", param_hint="--threshold")
@@ -109,22 +137,10 @@ def predict(
         check_orientation(orientation)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--orientation") from None
-    if not raw and (atlas is not None or atlas_mask is not None):
-        raise typer.BadParameter("only raw scans are registered: add --raw", param_hint="--atlas")
-    try:
-        check_pipeline_options(atlas, atlas_mask, skull_strip)
-    except OptionError as error:
-        raise typer.BadParameter(str(error), param_hint=error.option) from None
+    check_raw_options(raw, atlas, atlas_mask, skull_strip)
     with user_errors():
         discovery = discover_inputs(inputs)
-        preprocessing = None
-        if raw:
-            if atlas is not None:
-                template, space = load_atlas(atlas, atlas_mask), f"--atlas {atlas}"
-            else:
-                template, space = training_atlas(run)
-                template.load()  # a bad atlas file is reported now, not once per scan
-            preprocessing = default_pipeline(atlas=template, skull_strip=skull_strip)
+        preprocessing = raw_preprocessing(run, raw, atlas, atlas_mask, skull_strip)
         detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
                                  device=device, orientation=orientation, preprocessing=preprocessing)
     console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
@@ -132,9 +148,6 @@ def predict(
         err_console.print("[yellow]warning:[/] the threshold is 0, so every brain voxel with any residual is "
                           "flagged (the validation search found no better one: the model did not learn to tell "
                           "this lesion set from healthy tissue); give --threshold or --set", highlight=False)
-    if raw:
-        console.print(f"raw scans: registered to {template.name} ({space}); skull strip {skull_strip}",
-                      highlight=False)
     if discovery.ignored:
         console.print(f"skipped {len(discovery.ignored)} mask, segmentation or output file(s) in the given folders")
     failures = list(discovery.problems)

@@ -19,8 +19,9 @@ from brainuad.data.cache import GridCache
 from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
 from brainuad.data.layout import Subject, split_subjects
 from brainuad.errors import BrainUADError, InputError
+from brainuad.evaluate.conformal import ConformalVolume
 from brainuad.evaluate.histograms import compare_intensity_histograms
-from brainuad.evaluate.lesions import LesionMap
+from brainuad.evaluate.lesions import MODEL_GRID_VOXEL_ML, LesionMap
 from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
@@ -31,8 +32,10 @@ from brainuad.evaluate.reconstruction import (
     structural_similarity,
 )
 from brainuad.evaluate.results import (
+    FULL,
     ExampleSlice,
     HealthyResult,
+    HealthyThresholdCheck,
     HealthyVolume,
     IntensityDensities,
     LesionCounts,
@@ -350,16 +353,51 @@ def choose_healthy_thresholds(scorer: VolumeScorer, pairs: tuple[Binarisation, .
     return {pair: _select(pair.rule, pools[pair.variant], where) for pair in pairs if pair.rule.source == "healthy-val"}
 
 
-def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: SplitContext) -> HealthyResult:
-    """Reconstruction quality on the healthy IXI test split (one volume at a time)."""
+class _HealthyThresholdTally:
+    """Realised false positives of the healthy-val thresholds on healthy test volumes, one at a time."""
+
+    def __init__(self, thresholds: dict[Binarisation, Threshold]) -> None:
+        self.thresholds = {pair: threshold for pair, threshold in thresholds.items()
+                           if pair.rule.source == "healthy-val" and pair.variant.label == FULL}
+        self.flagged: dict[Binarisation, list[int]] = {pair: [] for pair in self.thresholds}
+        self.brain_voxels: list[int] = []
+
+    def add(self, anomaly_map: np.ndarray, brain: np.ndarray) -> None:
+        """Count one (X, Y, Z) map's brain voxels above each threshold (before component removal)."""
+        self.brain_voxels.append(int(np.count_nonzero(brain)))
+        for pair, threshold in self.thresholds.items():
+            postprocessed = pair.variant.postprocessing.apply_to_residual(anomaly_map, brain)
+            self.flagged[pair].append(int(np.count_nonzero(postprocessed[brain] > threshold.value)))
+
+    def checks(self) -> tuple[HealthyThresholdCheck, ...]:
+        checks = []
+        for pair, threshold in self.thresholds.items():
+            flagged = np.asarray(self.flagged[pair], dtype=np.float64)
+            flagged_ml = flagged * MODEL_GRID_VOXEL_ML
+            strategy = pair.rule.strategy
+            exceeding = (float(np.mean(flagged_ml > strategy.max_false_ml))
+                         if isinstance(strategy, ConformalVolume) else None)
+            checks.append(HealthyThresholdCheck(threshold.strategy, threshold.value,
+                                                mean_std(flagged / np.asarray(self.brain_voxels), ddof=0),
+                                                mean_std(flagged_ml, ddof=0), exceeding))
+        return tuple(checks)
+
+
+def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: SplitContext,
+                     thresholds: dict[Binarisation, Threshold] | None = None) -> HealthyResult:
+    """Reconstruction quality on the healthy IXI test split (one volume at a time), and the realised
+    false positives of the thresholds in ``thresholds`` that were chosen on healthy volumes."""
     subjects = context.subjects("ixi", "test")
     densities = DensitySums()
+    tally = _HealthyThresholdTally(thresholds or {})
     volumes = []
     for subject in track(subjects, context.bar("ixi", "test"), context.progress):
         volume = context.load(subject)
-        reconstruction = scorer.score(volume).reconstruction
+        scored = scorer.score(volume)
+        reconstruction = scored.reconstruction
         if reconstruction is None:
             raise ValueError(f"the healthy evaluation needs reconstructions; the scorer gave none for {volume.name}")
+        tally.add(scored.anomaly_map, volume.mask)
         distance = None
         if lpips is not None:
             pair = [torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
@@ -374,5 +412,5 @@ def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: 
         modality=context.modality, n=len(volumes), ssim=mean_std([v.ssim for v in volumes], ddof=0),
         psnr=mean_std([v.psnr for v in volumes], ddof=0), l1=mean_std([v.l1 for v in volumes], ddof=0),
         lpips=_optional_mean([v.lpips for v in volumes]), kld=mean_std([v.kld for v in volumes], ddof=0),
-        entropy_difference=mean_std([v.entropy_difference for v in volumes], ddof=0), volumes=tuple(volumes),
-        densities=densities.mean())
+        entropy_difference=mean_std([v.entropy_difference for v in volumes], ddof=0),
+        threshold_checks=tally.checks(), volumes=tuple(volumes), densities=densities.mean())

@@ -158,11 +158,12 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
     scorer = volume_scorer(method)
     notes = []
     healthy_thresholds = choose_healthy_thresholds(scorer, pairs, context)
+    notes += [f"{name}: {threshold.note}" for threshold in healthy_thresholds.values() if threshold.note]
     results = tuple(evaluate_set(scorer, dataset, pairs, healthy_thresholds, context, figures=True)
                     for dataset in chosen_sets)
     healthy = None
     if isinstance(scorer, ResidualScorer):
-        healthy = evaluate_healthy(scorer, lpips, context)
+        healthy = evaluate_healthy(scorer, lpips, context, healthy_thresholds)
         if lpips is None:
             notes.append(LPIPS_SKIPPED)
     else:

@@ -28,6 +28,7 @@ __all__ = [
     "FULL",
     "GroupResult",
     "HealthyResult",
+    "HealthyThresholdCheck",
     "HealthyVolume",
     "IntensityDensities",
     "LesionVolume",
@@ -284,6 +285,27 @@ class HealthyVolume:
 
 
 @dataclass(frozen=True)
+class HealthyThresholdCheck:
+    """A threshold chosen on healthy validation volumes, applied to the healthy IXI test split.
+
+    Attributes:
+        label: the threshold's label (``healthy-fpr-5%``, ``conformal-fpr-5%``, ...).
+        value: the threshold.
+        false_positive_rate: per test volume, the fraction of its brain voxels above the threshold
+            (full post-processing, before small components are removed); mean and population std.
+        flagged_ml: per test volume, the ml above the threshold (same voxels); mean and population std.
+        exceeding: the fraction of test volumes with more flagged ml than the threshold tolerates
+            (``conformal-volume``'s bound), or None for the other thresholds.
+    """
+
+    label: str
+    value: float
+    false_positive_rate: MeanStd
+    flagged_ml: MeanStd
+    exceeding: float | None
+
+
+@dataclass(frozen=True)
 class HealthyResult:
     """Reconstruction quality on the healthy IXI test split (paper Table 2), per-volume means.
 
@@ -293,6 +315,7 @@ class HealthyResult:
         ssim: 3-D SSIM over the whole grid; psnr: dB over the whole grid; l1: inside the brain.
         lpips: Med3D LPIPS, or None when skipped (see ``RunResult.notes``).
         kld, entropy_difference: input vs reconstruction brain-intensity histograms.
+        threshold_checks: the thresholds chosen on healthy validation volumes, measured here.
     """
 
     modality: str
@@ -303,6 +326,7 @@ class HealthyResult:
     lpips: MeanStd | None
     kld: MeanStd
     entropy_difference: MeanStd
+    threshold_checks: tuple[HealthyThresholdCheck, ...]
     volumes: tuple[HealthyVolume, ...] = not_serialised()
     densities: IntensityDensities | None = not_serialised()
 

@@ -112,6 +112,7 @@ class VoxelPool:
         self.zero_positives = 0
         self.zero_negatives = 0
         self._sorted: SortedVoxels | None = None
+        self._volume_ends: list[tuple[int, int]] = []
 
     @classmethod
     def for_volumes(cls, n_volumes: int, volume_shape: tuple[int, ...],
@@ -162,7 +163,20 @@ class VoxelPool:
         self._scores[self._size:self._size + count] = scores[nonzero]
         self._labels[self._size:self._size + count] = labels[nonzero]
         self._size += count
+        self._volume_ends.append((self._size, int(nonzero.size)))
         self._sorted = None
+
+    def volumes(self) -> list[np.ndarray]:
+        """The scores of each added volume's selected voxels, zeros included, in the order added:
+        one (B_i,) array per :meth:`add` (what per-volume strategies such as the conformal ones read)."""
+        if not self._volume_ends:
+            raise ValueError("VoxelPool is empty: add volumes before searching a threshold")
+        arrays, start = [], 0
+        for stop, selected in self._volume_ends:
+            scores = self._scores[start:stop]
+            arrays.append(np.concatenate([scores, np.zeros(selected - scores.size, dtype=scores.dtype)]))
+            start = stop
+        return arrays
 
     def sorted(self) -> SortedVoxels:
         """The pool sorted (computed once, until the next :meth:`add`)."""
@@ -271,11 +285,13 @@ class Threshold:
         strategy: the label of the strategy that chose it.
         value: the threshold.
         counts: confusion counts of ``score > value`` on the pool it was chosen on.
+        note: what the caller should report about it (a bound that could not be met), or "".
     """
 
     strategy: str
     value: float
     counts: ConfusionCounts
+    note: str = ""
 
     @property
     def dice(self) -> float:

@@ -1,5 +1,6 @@
 """The threshold a detector binarises its anomaly maps with (:class:`ThresholdChoice`) and where it
-comes from (:func:`resolve_threshold`): a value given, an evaluation's ``summary.json``, or the
+comes from (:func:`resolve_threshold`): a value given, an evaluation's ``summary.json``, the
+threshold ``brainuad calibrate`` stored in the run from healthy scans of the user's site, or the
 validation threshold ``brainuad evaluate`` stored in the run (read through
 :mod:`brainuad.evaluate.run_thresholds` only, so predicting does not load the reporting code)."""
 
@@ -15,6 +16,7 @@ from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.run_thresholds import (
     RUN_THRESHOLDS_FILE,
     RunThreshold,
+    read_calibration,
     read_run_thresholds,
     summary_thresholds,
 )
@@ -66,8 +68,10 @@ def resolve_threshold(run_dir: str | Path, *, threshold: float | None = None,
        defaults);
     2. ``threshold_from``: the headline threshold of ``dataset`` (default: the run's first set) in
        an evaluation's ``summary.json``, with that evaluation's post-processing;
-    3. otherwise the threshold ``brainuad evaluate`` stored in ``RUN/thresholds.json`` for
-       ``dataset`` (default: the run's first set).
+    3. with ``dataset``: the threshold ``brainuad evaluate`` stored in ``RUN/thresholds.json`` for
+       that lesion set;
+    4. otherwise the threshold ``brainuad calibrate`` stored there (healthy scans of the user's
+       site), else the one ``brainuad evaluate`` stored for the run's first set.
 
     Raises:
         ValueError: ``threshold`` is negative or not finite, or given with ``threshold_from`` or
@@ -87,9 +91,17 @@ def resolve_threshold(run_dir: str | Path, *, threshold: float | None = None,
         if not records:
             raise InputError(threshold_from, f"holds no lesion-set threshold for run {run_dir.name!r}")
         return _stored_choice(records, dataset, Path(threshold_from), f"from {threshold_from}")
+    stored = run_dir / RUN_THRESHOLDS_FILE
+    calibration = read_calibration(run_dir) if dataset is None else None
+    if calibration is not None:
+        bound = "" if calibration.feasible else "; too few scans for the bound: it flags none of them"
+        return ThresholdChoice(calibration.value, calibration.postprocessing,
+                               f"{calibration.strategy} threshold calibrated on {len(calibration.scans)} healthy "
+                               f"scan(s) by brainuad calibrate (stored in {stored}; {calibration.postprocessing.order} "
+                               f"post-processing{bound})")
     records = read_run_thresholds(run_dir)
     if not records:
-        raise InputError(run_dir, f"no validation threshold stored for this run (no {RUN_THRESHOLDS_FILE})",
-                         "run 'brainuad evaluate RUN --data DATA' first, or give --threshold T or "
-                         "--threshold-from EVAL/summary.json")
-    return _stored_choice(records, dataset, run_dir / RUN_THRESHOLDS_FILE, f"stored in {run_dir / RUN_THRESHOLDS_FILE}")
+        raise InputError(run_dir, f"no threshold stored for this run (no {RUN_THRESHOLDS_FILE})",
+                         "run 'brainuad evaluate RUN --data DATA' or 'brainuad calibrate RUN HEALTHY_SCAN...' first, "
+                         "or give --threshold T or --threshold-from EVAL/summary.json")
+    return _stored_choice(records, dataset, stored, f"stored in {stored}")
