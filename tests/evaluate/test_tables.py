@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from brainuad.evaluate.bootstrap import bootstrap_interval
 from brainuad.evaluate.metrics import ConfusionCounts
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import LesionL1
@@ -33,6 +34,8 @@ from brainuad.evaluate.tables import (
     Column,
     ablation_table,
     build_tables,
+    difference_table,
+    interval_table,
     reconstruction_table,
     segmentation_table,
     sweep_table,
@@ -94,8 +97,8 @@ def make_healthy(ssim, lpips=None):
     return HealthyResult("t2", len(volumes), mean_std(ssim, ddof=0), mean_std([v.psnr for v in volumes], ddof=0),
                          mean_std([0.01] * len(volumes), ddof=0),
                          None if lpips is None else mean_std([lpips] * len(volumes), ddof=0),
-                         mean_std([0.2] * len(volumes), ddof=0), mean_std([0.1] * len(volumes), ddof=0), volumes,
-                         IntensityDensities(edges, np.ones(500), np.ones(500)))
+                         mean_std([0.2] * len(volumes), ddof=0), mean_std([0.1] * len(volumes), ddof=0), (),
+                         volumes, IntensityDensities(edges, np.ones(500), np.ones(500)))
 
 
 def make_run(group, fold, dice, *, reconstruction=True, examples=False, sweep=False, pooled=0.5, ssim=None):
@@ -244,6 +247,39 @@ def test_html_table_marks_best_and_significance(summary):
     assert '<th colspan="5">BraTS21 (T2)</th>' in html and "<strong>" in html and "<sup>*</sup>" in html
 
 
+def test_interval_table_bootstraps_the_fold_averaged_volumes(summary):
+    table = interval_table(summary, "val-dice")
+    assert table.key == "table3-intervals-val-dice" and "95% bootstrap intervals" in table.title
+    assert [column.title for column in table.columns[:3]] == ["Dice [%] ↑", "AUPRC [%] ↑", "Lesion recall [%] ↑"]
+    model_a = summary.groups[0]
+    dice = {}
+    for run in model_a.runs:
+        for volume in run.set_result("brats21").volumes:
+            dice.setdefault(volume.name, []).append(volume.dice("val-dice"))
+    expected = bootstrap_interval([np.mean(values) for values in dice.values()])
+    cell = table.rows[0].cells[0]
+    assert cell.interval == expected and cell.interval.low < cell.interval.mean < cell.interval.high
+    assert cell.text(table.columns[0]) == expected.format(2, 100.0)
+    header = table.to_csv().splitlines()[0].split(",")
+    assert header[2:6] == ["BraTS21 (T2) Dice [%] ↑ mean", "BraTS21 (T2) Dice [%] ↑ low",
+                           "BraTS21 (T2) Dice [%] ↑ high", "BraTS21 (T2) Dice [%] ↑ n"]
+
+
+def test_difference_table_sits_beside_the_permutation_tests(summary):
+    table3 = segmentation_table(summary, "val-dice")
+    table = difference_table(table3)
+    dice_rows = [row for row in table.rows if row.labels[0] == "BraTS21 (T2) Dice [%] ↑"]
+    assert [row.labels[1:3] for row in dice_rows] == [("A", "B")]
+    pair = next(comparison for comparison in table3.comparisons if comparison.column == "BraTS21 (T2) Dice [%] ↑")
+    test = pair.tests[0]
+    assert test.difference.low > 0 and test.test.p_value < 0.05  # A is clearly better: both agree
+    assert dice_rows[0].labels[3] == test.difference.format(2, 100.0, signed=True)
+    assert dice_rows[0].labels[4] == f"{test.test.p_value:.4f}"
+    pooled = [row for row in table.rows if "pooled" in row.labels[0]]
+    assert pooled == []  # pooled AUPRC has no per-volume values: no bootstrap difference
+    assert "| Column | Best | Other |" in table.to_markdown()
+
+
 def test_oracle_table_is_labelled_and_unmarked():
     runs = []
     for run in make_summary().runs:
@@ -254,7 +290,8 @@ def test_oracle_table_is_labelled_and_unmarked():
         runs.append(RunResult(**{**run.__dict__, "sets": sets, "thresholds": ("val-dice", "oracle")}))
     oracle_summary = summarise(runs)
     keys = [table.key for table in build_tables(oracle_summary)]
-    assert keys == ["table2", "table3-val-dice", "table3-oracle", "table4"]
+    assert keys == ["table2", "table3-val-dice", "table3-oracle", "table3-intervals-val-dice",
+                    "table3-differences-val-dice", "table4"]
     table = segmentation_table(oracle_summary, "oracle")
     assert "upper bound" in table.title and table.comparisons == ()
     assert not any(cell.best or cell.significant for row in table.rows for cell in row.cells)

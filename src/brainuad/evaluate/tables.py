@@ -25,16 +25,13 @@ there is no *). Every test is kept in the table's
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
 
 import numpy as np
 
+from brainuad.evaluate.bootstrap import CONFIDENCE, N_RESAMPLES, bootstrap_interval, paired_bootstrap_difference
 from brainuad.evaluate.results import (
     EvaluationSummary,
     GroupResult,
@@ -44,18 +41,17 @@ from brainuad.evaluate.results import (
 )
 from brainuad.evaluate.statistics import (
     MeanStd,
-    PermutationTestResult,
     mean_std,
     paired_permutation_test,
     unpaired_permutation_test,
 )
+from brainuad.evaluate.table_format import Better, Cell, Column, Comparison, PairTest, Row, Table
 
 __all__ = ["ALPHA", "CONVENTIONS", "DATASET_NAMES", "Cell", "Column", "Comparison", "PairTest", "Row", "Table",
            "build_tables", "dataset_title"]
 
 ALPHA = 0.05
 N_PERMUTATIONS = 10_000
-Better: TypeAlias = Literal["higher", "lower"]
 DATASET_NAMES = {"ixi": "IXI", "brats21": "BraTS21", "mslub": "MSLUB", "atlas": "ATLAS", "wmh": "WMH"}
 """The paper's name of each data set (the tables' column groups)."""
 _FULL = "full"
@@ -88,229 +84,6 @@ CONVENTIONS = (
 def dataset_title(dataset: str, modality: str) -> str:
     """The paper's name of a data set with its modality, e.g. ``BraTS21 (T2)``."""
     return f"{DATASET_NAMES.get(dataset, dataset)} ({modality.upper()})"
-
-
-@dataclass(frozen=True)
-class Column:
-    """A table column.
-
-    Attributes:
-        group: the spanning header (a data set, e.g. ``BraTS21 (T2)``).
-        title: the metric with its unit and direction, e.g. ``Dice [%] ↑``.
-        scale: display unit per raw unit (100 for %, 1000 for e-3).
-        decimals: decimals shown.
-        better: "higher" or "lower" (best and significance), or None.
-    """
-
-    group: str
-    title: str
-    scale: float = 1.0
-    decimals: int = 2
-    better: Better | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.group} {self.title}"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One model's value in one column.
-
-    Attributes:
-        value: over the folds, in raw units (None: not measured for this model).
-        difference: the mean's difference to a reference row in raw units (Table 4), or None.
-        best: the best mean of the column.
-        significant: better than every other model with p < ALPHA.
-    """
-
-    value: MeanStd | None
-    difference: float | None = None
-    best: bool = False
-    significant: bool = False
-
-    def text(self, column: Column) -> str:
-        """``mean ± std`` (mean alone for one fold) in display units, ``–`` when missing; the
-        difference in brackets; no markup."""
-        if self.value is None or self.value.n == 0:
-            return "–"
-        if self.value.n >= 2:
-            text = self.value.format(column.decimals, column.scale)
-        else:
-            text = f"{self.value.mean * column.scale:.{column.decimals}f}"
-        if self.difference is not None:
-            shown = round(self.difference * column.scale, column.decimals) + 0.0  # no "-0.00"
-            text += f" ({shown:+.{column.decimals}f})"
-        return text
-
-
-@dataclass(frozen=True)
-class Row:
-    """Row labels (e.g. model, folds) and one cell per column."""
-
-    labels: tuple[str, ...]
-    cells: tuple[Cell, ...]
-
-
-@dataclass(frozen=True)
-class PairTest:
-    """The best model of a column tested against one other model."""
-
-    other: str
-    test: PermutationTestResult
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Significance of the best model of one column.
-
-    Attributes:
-        column: the column's name.
-        best: the best model's label.
-        tests: one test against each other model that could be tested.
-        untested: models it could not be tested against (too few folds or common volumes).
-        significant: every other model tested, all with p < ALPHA.
-    """
-
-    column: str
-    best: str
-    tests: tuple[PairTest, ...]
-    untested: tuple[str, ...]
-    significant: bool
-
-
-@dataclass(frozen=True)
-class Table:
-    """A rendered-ready table.
-
-    Attributes:
-        key: a short identifier (file name stem), e.g. ``table3-val-dice``.
-        title: the caption, naming the threshold where it matters.
-        row_headers: headers of the label columns.
-        columns: the value columns.
-        rows: the rows.
-        notes: footnotes (definitions, what was skipped).
-        comparisons: the significance tests behind the * marks.
-    """
-
-    key: str
-    title: str
-    row_headers: tuple[str, ...]
-    columns: tuple[Column, ...]
-    rows: tuple[Row, ...]
-    notes: tuple[str, ...]
-    comparisons: tuple[Comparison, ...] = ()
-
-    def _spans(self) -> list[tuple[str, int]]:
-        """Consecutive columns sharing a group: (group, count)."""
-        spans: list[tuple[str, int]] = []
-        for column in self.columns:
-            if spans and spans[-1][0] == column.group:
-                spans[-1] = (column.group, spans[-1][1] + 1)
-            else:
-                spans.append((column.group, 1))
-        return spans
-
-    def to_markdown(self) -> str:
-        """A GitHub-flavoured Markdown table: bold best, ``\\*`` for significance, notes below."""
-        header = [*self.row_headers, *(column.name for column in self.columns)]
-        lines = [f"### {self.title}", "", "| " + " | ".join(header) + " |",
-                 "| " + " | ".join(["---"] * len(self.row_headers) + ["---:"] * len(self.columns)) + " |"]
-        for row in self.rows:
-            texts = []
-            for cell, column in zip(row.cells, self.columns):
-                text = cell.text(column)
-                text = f"**{text}**" if cell.best else text
-                texts.append(text + ("\\*" if cell.significant else ""))
-            lines.append("| " + " | ".join([*row.labels, *texts]) + " |")
-        lines += [""] + [f"- {note}" for note in self.notes]
-        return "\n".join(lines) + "\n"
-
-    def to_csv(self) -> str:
-        """Numbers in display units: per column mean, std and number of folds (and the difference
-        in Table 4)."""
-        with_difference = [any(row.cells[i].difference is not None for row in self.rows)
-                           for i in range(len(self.columns))]
-        header = list(self.row_headers)
-        for column, difference in zip(self.columns, with_difference):
-            header += [f"{column.name} mean", f"{column.name} std", f"{column.name} n"]
-            header += [f"{column.name} difference"] if difference else []
-        stream = io.StringIO()
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(header)
-        for row in self.rows:
-            values: list[object] = list(row.labels)
-            for cell, column, difference in zip(row.cells, self.columns, with_difference):
-                value = cell.value
-                if value is not None and value.n > 0:
-                    values += [_number(value.mean * column.scale), _number(value.std * column.scale), value.n]
-                else:
-                    values += ["", "", 0]
-                if difference:
-                    values.append("" if cell.difference is None else _number(cell.difference * column.scale))
-            writer.writerow(values)
-        return stream.getvalue()
-
-    def to_latex(self) -> str:
-        """A booktabs ``table`` environment: grouped headers, bold best, ``$^{*}$``, notes below."""
-        n_labels = len(self.row_headers)
-        lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_latex(self.title)}}}",
-                 r"\begin{tabular}{" + "l" * n_labels + "r" * len(self.columns) + "}", r"\toprule"]
-        spans = self._spans()
-        lines.append(" & ".join([""] * n_labels + [rf"\multicolumn{{{count}}}{{c}}{{{_latex(group)}}}"
-                                                  for group, count in spans]) + r" \\")
-        start = n_labels + 1
-        rules = []
-        for _, count in spans:
-            rules.append(rf"\cmidrule(lr){{{start}-{start + count - 1}}}")
-            start += count
-        lines.append(" ".join(rules))
-        lines.append(" & ".join([_latex(h) for h in self.row_headers] + [_latex(c.title) for c in self.columns])
-                     + r" \\")
-        lines.append(r"\midrule")
-        for row in self.rows:
-            texts = []
-            for cell, column in zip(row.cells, self.columns):
-                text = _latex(cell.text(column))
-                text = rf"\textbf{{{text}}}" if cell.best else text
-                texts.append(text + (r"$^{*}$" if cell.significant else ""))
-            lines.append(" & ".join([_latex(label) for label in row.labels] + texts) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        lines += [rf"\par\footnotesize {_latex(note)}" for note in self.notes]
-        lines.append(r"\end{table}")
-        return "\n".join(lines) + "\n"
-
-    def to_html(self) -> str:
-        """An HTML ``<table>`` with a caption, grouped headers and the notes below it."""
-        spans = self._spans()
-        head = ["<tr>" + "".join(f'<th rowspan="2">{html.escape(h)}</th>' for h in self.row_headers)
-                + "".join(f'<th colspan="{count}">{html.escape(group)}</th>' for group, count in spans) + "</tr>",
-                "<tr>" + "".join(f"<th>{html.escape(column.title)}</th>" for column in self.columns) + "</tr>"]
-        body = []
-        for row in self.rows:
-            cells = []
-            for cell, column in zip(row.cells, self.columns):
-                text = html.escape(cell.text(column))
-                text = f"<strong>{text}</strong>" if cell.best else text
-                cells.append(f"<td>{text}{'<sup>*</sup>' if cell.significant else ''}</td>")
-            body.append("<tr>" + "".join(f'<td class="label">{html.escape(label)}</td>' for label in row.labels)
-                        + "".join(cells) + "</tr>")
-        notes = "".join(f'<li>{html.escape(note)}</li>' for note in self.notes)
-        return (f'<table><caption>{html.escape(self.title)}</caption><thead>{"".join(head)}</thead>'
-                f'<tbody>{"".join(body)}</tbody></table><ul class="notes">{notes}</ul>')
-
-
-def _number(value: float) -> str:
-    return "" if not math.isfinite(value) else f"{value:.12g}"
-
-
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "—": "---"}
-
-
-def _latex(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,19 +124,21 @@ def _volume_means(metric: _Metric, group: GroupResult) -> dict[str, float]:
     return {name: float(np.mean(values)) for name, values in collected.items()}
 
 
-def _test(metric: _Metric, first: GroupResult, second: GroupResult) -> PermutationTestResult | None:
-    """Two-sided permutation test of ``first`` against ``second`` (see the module docstring)."""
+def _test(metric: _Metric, first: GroupResult, second: GroupResult) -> PairTest | None:
+    """Two-sided permutation test of ``first`` against ``second`` (see the module docstring), with the
+    paired bootstrap interval of the difference for per-volume metrics."""
     if metric.per_volume is not None:
         a, b = _volume_means(metric, first), _volume_means(metric, second)
         common = [name for name in a if name in b]
         if len(common) < 2:
             return None
-        return paired_permutation_test([a[name] for name in common], [b[name] for name in common],
-                                       n_permutations=N_PERMUTATIONS, seed=0)
+        pairs = [a[name] for name in common], [b[name] for name in common]
+        return PairTest(second.label, paired_permutation_test(*pairs, n_permutations=N_PERMUTATIONS, seed=0),
+                        paired_bootstrap_difference(*pairs))
     folds_a, folds_b = _fold_values(metric, first), _fold_values(metric, second)
     if len(folds_a) < 2 or len(folds_b) < 2:
         return None
-    return unpaired_permutation_test(folds_a, folds_b, n_permutations=N_PERMUTATIONS, seed=0)
+    return PairTest(second.label, unpaired_permutation_test(folds_a, folds_b, n_permutations=N_PERMUTATIONS, seed=0))
 
 
 def _compared_row_cells(metrics: Sequence[_Metric], groups: Sequence[GroupResult]
@@ -387,7 +162,7 @@ def _compared_row_cells(metrics: Sequence[_Metric], groups: Sequence[GroupResult
             if test is None:
                 untested.append(groups[other].label)
             else:
-                tests.append(PairTest(groups[other].label, test))
+                tests.append(test)
         significant = not untested and all(pair.test.p_value < ALPHA for pair in tests)
         marks[best][j] = (True, significant)
         comparisons.append(Comparison(metric.column.name, groups[best].label, tuple(tests), tuple(untested),
@@ -519,6 +294,58 @@ def segmentation_table(summary: EvaluationSummary, threshold: str) -> Table:
                  tuple(comparisons))
 
 
+def _per_volume_metrics(dataset: str, modality: str, threshold: str) -> list[_Metric]:
+    """The headline figures of a set that have a value per test volume: Dice, AUPRC, lesion recall."""
+    return [_dice_metric(dataset, modality, threshold, _FULL),
+            _set_metric(dataset, modality, "AUPRC [%] ↑", 100.0, "higher", lambda result: result.average_precision.mean,
+                        lambda volume: volume.average_precision),
+            _set_metric(dataset, modality, "Lesion recall [%] ↑", 100.0, "higher",
+                        lambda result: result.scores(threshold).lesion_recall.mean,
+                        lambda volume: volume.segmentation(threshold).lesion_counts.recall)]
+
+
+def interval_table(summary: EvaluationSummary, threshold: str) -> Table:
+    """Dice, AUPRC and lesion recall with bootstrap confidence intervals over the test volumes."""
+    metrics = [metric for dataset in summary.datasets
+               for metric in _per_volume_metrics(dataset, summary.set_modality(dataset), threshold)]
+    rows = []
+    for group in summary.groups:
+        cells = tuple(Cell(None, interval=bootstrap_interval(list(_volume_means(metric, group).values())))
+                      for metric in metrics)
+        rows.append(Row((group.label, str(len(group.folds))), cells))
+    notes = (f"mean [low, high]: the mean over test volumes and its {CONFIDENCE:.0%} percentile bootstrap interval "
+             f"({N_RESAMPLES} resamples of the volumes, seed 0); each volume's value is first averaged over the "
+             "model's folds, so the interval is over volumes, not folds.",
+             DICE_CONVENTION, AUPRC_CONVENTION, LESION_CONVENTION)
+    return Table(f"table3-intervals-{threshold.replace('%', 'pct')}",
+                 f"Table 3 with {CONFIDENCE:.0%} bootstrap intervals over test volumes (threshold: {threshold})",
+                 ("Model", "Folds"), tuple(metric.column for metric in metrics), tuple(rows), notes)
+
+
+def difference_table(table: Table) -> Table | None:
+    """The best model of each per-volume column of a Table 3 against every other: the paired
+    bootstrap interval of the difference beside the permutation test's p (None without such tests)."""
+    columns = {column.name: column for column in table.columns}
+    rows = []
+    for comparison in table.comparisons:
+        column = columns[comparison.column]
+        for pair in comparison.tests:
+            if pair.difference is None:
+                continue
+            rows.append(Row((comparison.column, comparison.best, pair.other,
+                             pair.difference.format(column.decimals, column.scale, signed=True),
+                             f"{pair.test.p_value:.4f}"), ()))
+    if not rows:
+        return None
+    notes = (f"Difference: mean over the common test volumes of (best - other), in the column's unit, with its "
+             f"{CONFIDENCE:.0%} paired bootstrap interval ({N_RESAMPLES} resamples of the volumes, seed 0); p: the "
+             f"two-sided paired permutation test ({N_PERMUTATIONS} permutations) behind the table's * marks.",)
+    return Table(table.key.replace("table3-", "table3-differences-", 1),
+                 f"Differences to the best model, {table.title.split('(', 1)[-1].rstrip(')')}",
+                 ("Column", "Best", "Other", f"Difference [{CONFIDENCE:.0%} CI]", "p (permutation)"), (),
+                 tuple(rows), notes)
+
+
 def ablation_table(summary: EvaluationSummary) -> Table | None:
     """Table 4 (None without ablation variants)."""
     if len(summary.variants) < 2:
@@ -578,8 +405,10 @@ def sweep_table(summary: EvaluationSummary) -> Table | None:
 
 
 def build_tables(summary: EvaluationSummary) -> tuple[Table, ...]:
-    """Table 2 (if any model reconstructs), Table 3 per threshold label (headline first), Table 4
-    (with the ablation) and the t_test sweep table (with a sweep)."""
-    tables = [reconstruction_table(summary), *(segmentation_table(summary, label) for label in summary.thresholds),
-              ablation_table(summary), sweep_table(summary)]
+    """Table 2 (if any model reconstructs), Table 3 per threshold label (headline first), the
+    headline's bootstrap intervals and differences to the best model, Table 4 (with the ablation)
+    and the t_test sweep table (with a sweep)."""
+    segmentation = [segmentation_table(summary, label) for label in summary.thresholds]
+    tables = [reconstruction_table(summary), *segmentation, interval_table(summary, summary.headline),
+              difference_table(segmentation[0]), ablation_table(summary), sweep_table(summary)]
     return tuple(table for table in tables if table is not None)
