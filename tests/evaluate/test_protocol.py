@@ -186,6 +186,36 @@ def test_threshold_rules_are_labelled_in_every_output(tiny_cohort, grid_cache, t
     assert "upper bound" in markdown
 
 
+def test_froc_and_size_bins_add_up_to_the_headline_counts(tiny_cohort, grid_cache):
+    result = quick(PlantedReconstruction(noise=0.25), tiny_cohort, grid_cache, limit=3).set_result("brats21")
+    found = [volume.segmentation("val-dice").lesion_counts for volume in result.volumes]
+    at_headline = next(point for point in result.froc if point.factor == 1.0)
+    assert at_headline.threshold == result.scores("val-dice").threshold.value
+    assert (at_headline.lesions, at_headline.detected, at_headline.false_positives, at_headline.volumes) == (
+        sum(c.lesions for c in found), sum(c.detected for c in found), sum(c.false_positives for c in found), 3)
+    assert sum(size_bin.lesions for size_bin in result.recall_by_size) == at_headline.lesions
+    assert sum(size_bin.detected for size_bin in result.recall_by_size) == at_headline.detected
+    recalls = [point.recall for point in result.froc]  # a higher threshold finds no more lesions
+    assert recalls == sorted(recalls, reverse=True) and recalls[0] > recalls[-1]
+
+
+def test_healthy_thresholds_are_measured_on_the_healthy_test_split(tiny_cohort, grid_cache):
+    thresholds = ["val-dice", "healthy-fpr", "conformal-fpr:0.4", "conformal-volume:0.4:0.5", "conformal-fpr"]
+    run = quick(PlantedReconstruction(), tiny_cohort, grid_cache, limit=None, thresholds=thresholds)
+    checks = {check.label: check for check in run.healthy.threshold_checks}
+    assert list(checks) == ["healthy-fpr-1%", "healthy-fpr-5%", "healthy-fpr-10%", "conformal-fpr-40%",
+                            "conformal-volume-40%-0.5ml", "conformal-fpr-5%"]
+    # planted noise is uniform on [0, 0.2]: the realised rate on held-out volumes is near the nominal one
+    assert checks["healthy-fpr-10%"].false_positive_rate.mean == pytest.approx(0.10, abs=0.05)
+    assert checks["conformal-fpr-40%"].false_positive_rate.mean <= 0.4 + 0.1
+    assert checks["conformal-volume-40%-0.5ml"].exceeding is not None and checks["healthy-fpr-1%"].exceeding is None
+    # two validation volumes cannot bound 5 %: nothing of them is flagged, and the run says so
+    assert checks["conformal-fpr-5%"].value == run.set_result("brats21").scores("conformal-fpr-5%").threshold.value
+    assert any("conformal-fpr-5%: 2 healthy volumes cannot bound" in note for note in run.notes)
+    keys = [table.key for table in build_tables(summarise([run]))]
+    assert "table-healthy-thresholds" in keys and "table3-conformal-fpr-40pct" in keys
+
+
 @pytest.mark.parametrize("modality, sets", [("t1", ["atlas", "wmh"]), ("t2", ["brats21", "mslub"])])
 def test_default_sets_follow_the_modality(tiny_cohort, grid_cache, modality, sets):
     run = quick(PlantedMap(), tiny_cohort, grid_cache, modality=modality, sets=None, limit=1)

@@ -21,15 +21,15 @@ def test_report_embeds_figures_and_tables_and_loads_nothing_else():
     page = render_report(summary, tables)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     found = images(page)
-    # Examples: 2 models x 2 sets; Dice histograms; intensity histograms of model A; the sweep.
-    assert len(found) == 4 + 1 + 1 + 1
+    # Examples: 2 models x 2 sets; FROC; Dice histograms; intensity histograms of model A; the sweep.
+    assert len(found) == 4 + 1 + 1 + 1 + 1
     assert all(base64.b64decode(data).startswith(PNG_SIGNATURE) for data in found)
     for table in tables:
         assert f"<caption>{table.title}</caption>" in page
     assert "Table 3: Segmentation (threshold: val-dice)" in page and "BraTS21 (T2)" in page
     assert "LPIPS skipped: no --lpips-weights given" in page
     assert "<b>val-dice</b> (headline)" in page
-    assert "Dice against t_test" in page
+    assert "Dice against t_test" in page and "Lesion detection (FROC)" in page
     for external in ("http://", "https://", "<script", "<link", "@import", "src=\"file"):
         assert external not in page
 
@@ -37,7 +37,7 @@ def test_report_embeds_figures_and_tables_and_loads_nothing_else():
 def test_report_without_reconstructions_or_sweep():
     summary = summarise([make_run("B", 0, [0.3, 0.4], reconstruction=False, examples=True)])
     page = render_report(summary, build_tables(summary))
-    assert len(images(page)) == 2 + 1  # examples of two sets, Dice histograms
+    assert len(images(page)) == 2 + 1 + 1  # examples of two sets, FROC, Dice histograms
     assert "Intensity histograms" not in page and "Dice against t_test" not in page and "Table 2:" not in page
 
 

@@ -11,11 +11,13 @@ import pytest
 from scipy import stats
 
 from brainuad.evaluate.bootstrap import bootstrap_interval
+from brainuad.evaluate.lesions import FROC_FACTORS
 from brainuad.evaluate.metrics import ConfusionCounts
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import LesionL1
 from brainuad.evaluate.results import (
     ExampleSlice,
+    FrocPoint,
     HealthyResult,
     HealthyVolume,
     IntensityDensities,
@@ -24,6 +26,7 @@ from brainuad.evaluate.results import (
     RunResult,
     Segmentation,
     SetResult,
+    SizeBinRecall,
     SweepPoint,
     ThresholdedScores,
 )
@@ -38,6 +41,7 @@ from brainuad.evaluate.tables import (
     interval_table,
     reconstruction_table,
     segmentation_table,
+    size_table,
     sweep_table,
 )
 from brainuad.evaluate.thresholds import Threshold
@@ -87,6 +91,11 @@ def make_set(dataset, modality, dice, *, ablation_shift=-0.1, reconstruction=Tru
         l1_healthy=optional(mean_std([0.1] * len(dice), ddof=0)),
         l1_ratio=optional(mean_std([v.l1.ratio for v in volumes], ddof=0) if reconstruction else None),
         kld=optional(mean_std([0.1] * len(dice), ddof=0)), entropy_difference=optional(mean_std([0.05] * len(dice))),
+        froc=tuple(FrocPoint(factor, 0.1 * factor, 4 * len(dice), round(len(dice) * min(4, 3 / factor)),
+                             round(len(dice) * 3 / factor), len(dice)) for factor in FROC_FACTORS),
+        recall_by_size=(SizeBinRecall(0.0, 0.1, 0, 0), SizeBinRecall(0.1, 1.0, 2 * len(dice), len(dice)),
+                        SizeBinRecall(1.0, 10.0, 2 * len(dice), 2 * len(dice)),
+                        SizeBinRecall(10.0, float("inf"), 0, 0)),
         volumes=tuple(volumes), densities=IntensityDensities(edges, density, density) if reconstruction else None,
         examples=(example,) if examples else ())
 
@@ -280,6 +289,16 @@ def test_difference_table_sits_beside_the_permutation_tests(summary):
     assert "| Column | Best | Other |" in table.to_markdown()
 
 
+def test_size_table_shows_recall_per_bin_and_nothing_for_empty_bins(summary):
+    table = size_table(summary)
+    titles = [column.title for column in table.columns[:4]]
+    assert titles == ["Recall < 0.1 ml [%] ↑", "Recall 0.1-1 ml [%] ↑", "Recall 1-10 ml [%] ↑",
+                      "Recall >= 10 ml [%] ↑"]
+    cells = table.rows[0].cells[:4]
+    assert [cell.text(column) for cell, column in zip(cells, table.columns)] == ["–", "50.00 ± 0.00",
+                                                                              "100.00 ± 0.00", "–"]
+
+
 def test_oracle_table_is_labelled_and_unmarked():
     runs = []
     for run in make_summary().runs:
@@ -291,7 +310,7 @@ def test_oracle_table_is_labelled_and_unmarked():
     oracle_summary = summarise(runs)
     keys = [table.key for table in build_tables(oracle_summary)]
     assert keys == ["table2", "table3-val-dice", "table3-oracle", "table3-intervals-val-dice",
-                    "table3-differences-val-dice", "table4"]
+                    "table3-differences-val-dice", "table-lesion-size", "table4"]
     table = segmentation_table(oracle_summary, "oracle")
     assert "upper bound" in table.title and table.comparisons == ()
     assert not any(cell.best or cell.significant for row in table.rows for cell in row.cells)

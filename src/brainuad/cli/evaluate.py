@@ -46,8 +46,11 @@ def evaluate(
         None, "--threshold", help="Threshold rules, comma-separated or repeated; the first that is not 'oracle' is "
                                   "the headline. val-dice (default): exact Dice optimum on the set's validation "
                                   "split; val-dice-bisection: the authors' 10-step search; healthy-fpr: 1/5/10 % "
-                                  "false-positive rate on healthy IXI validation volumes of the run's fold; oracle: "
-                                  "the optimum on the test split itself (an upper bound, never the headline)."),
+                                  "false-positive rate on healthy IXI validation volumes of the run's fold; "
+                                  "conformal-fpr[:A]: expected voxel false-positive rate of a healthy scan <= A "
+                                  "(default 0.05); conformal-volume[:A[:V]]: P(more than V ml flagged in a healthy "
+                                  "scan) <= A (defaults 0.1, 1 ml), both calibrated on those volumes (docs/metrics.md); "
+                                  "oracle: the optimum on the test split itself (an upper bound, never the headline)."),
     out: Path = typer.Option(Path("evaluation"), "--out", help="Output folder: summary.json, per_volume.csv, "
                                                                "tables/ (Markdown, CSV, LaTeX), tables.md and "
                                                                "report.html."),
@@ -75,6 +78,9 @@ def evaluate(
     Metrics: Dice, AUPRC and AUROC (per volume and pooled), l1-ratio and intensity-histogram KLD per set.
 
     Reconstruction quality on the healthy IXI test split: SSIM, PSNR, l1 error and LPIPS.
+
+    Lesion level: recall, false-positive components, FROC and recall by lesion size; 95 % bootstrap intervals over
+    volumes and paired bootstrap differences beside the permutation tests.
 
     Writes Tables 2, 3 and 4 (Markdown, CSV, LaTeX), per_volume.csv, summary.json and report.html.
     """

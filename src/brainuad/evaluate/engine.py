@@ -21,7 +21,7 @@ from brainuad.data.layout import Subject, split_subjects
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.conformal import ConformalVolume
 from brainuad.evaluate.histograms import compare_intensity_histograms
-from brainuad.evaluate.lesions import MODEL_GRID_VOXEL_ML, LesionMap
+from brainuad.evaluate.lesions import FROC_FACTORS, LESION_SIZE_BINS_ML, MODEL_GRID_VOXEL_ML, LesionMap
 from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
@@ -34,6 +34,7 @@ from brainuad.evaluate.reconstruction import (
 from brainuad.evaluate.results import (
     FULL,
     ExampleSlice,
+    FrocPoint,
     HealthyResult,
     HealthyThresholdCheck,
     HealthyVolume,
@@ -42,6 +43,7 @@ from brainuad.evaluate.results import (
     LesionVolume,
     Segmentation,
     SetResult,
+    SizeBinRecall,
     ThresholdedScores,
 )
 from brainuad.evaluate.rules import Binarisation, PostProcessingVariant, ThresholdRule, variants_needing
@@ -224,6 +226,20 @@ class _TestSplit:
         self.oracle_pairs = [pair for pair in pairs if pair.rule.source == "test"]
         self.archive = _OracleArchive(n_volumes) if self.oracle_pairs else None
         self.volumes: list[LesionVolume] = []
+        self.headline = pairs[0]
+        self.froc_counts = np.zeros((len(FROC_FACTORS), 3), dtype=np.int64)  # lesions, detected, FP components
+        self.size_counts = np.zeros((len(LESION_SIZE_BINS_ML) - 1, 2), dtype=np.int64)  # detected, lesions
+
+    def _lesion_curves(self, lesions: LesionMap, postprocessed: np.ndarray, value: float) -> None:
+        """Add one volume's lesion detection at every FROC multiple of the headline threshold, and
+        its detection per lesion size at the headline threshold itself."""
+        postprocessing = self.headline.variant.postprocessing
+        for index, factor in enumerate(FROC_FACTORS):
+            detection = lesions.detect(postprocessing.apply_to_binary(postprocessed > value * factor))
+            counts = detection.counts
+            self.froc_counts[index] += (counts.lesions, counts.detected, counts.false_positives)
+            if factor == 1.0:
+                self.size_counts += np.asarray(detection.recall_by_size(LESION_SIZE_BINS_ML), dtype=np.int64)
 
     def add(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume) -> None:
         maps = {variant: variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask)
@@ -235,6 +251,7 @@ class _TestSplit:
             prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
             segmentations.append(Segmentation(pair.variant.label, pair.rule.label, confusion_counts(prediction, target),
                                               lesions.detect(prediction).counts))
+        self._lesion_curves(lesions, maps[self.headline.variant], self.thresholds[self.headline].value)
         ranking = ranking_scores(full, target)
         self.histogram.add(full, target, mask=volume.mask)
         if self.archive is not None:
@@ -289,7 +306,15 @@ class _TestSplit:
             l1_ratio=_optional_mean([None if l1 is None else l1.ratio for l1 in l1s]),
             kld=_optional_mean([record.kld for record in volumes]),
             entropy_difference=_optional_mean([record.entropy_difference for record in volumes]),
+            froc=self._froc(thresholds), recall_by_size=tuple(
+                SizeBinRecall(low, high, int(lesions), int(detected)) for low, high, (detected, lesions)
+                in zip(LESION_SIZE_BINS_ML[:-1], LESION_SIZE_BINS_ML[1:], self.size_counts)),
             volumes=volumes, densities=self.densities.mean(), examples=examples)
+
+    def _froc(self, thresholds: dict[Binarisation, Threshold]) -> tuple[FrocPoint, ...]:
+        value = thresholds[self.headline].value
+        return tuple(FrocPoint(factor, value * factor, int(lesions), int(detected), int(false), len(self.volumes))
+                     for factor, (lesions, detected, false) in zip(FROC_FACTORS, self.froc_counts))
 
 
 def _example_slices(scorer: VolumeScorer, subjects: list[Subject], volumes: Sequence[LesionVolume],

@@ -24,10 +24,14 @@ from brainuad.checks import check_fraction, check_number
 from brainuad.evaluate.metrics import check_mask, check_same_shape
 from brainuad.evaluate.results import LesionCounts
 
-__all__ = ["LESION_SIZE_BINS_ML", "MODEL_GRID_VOXEL_ML", "LesionDetection", "LesionMap", "lesion_detection"]
+__all__ = ["FROC_FACTORS", "LESION_SIZE_BINS_ML", "MODEL_GRID_VOXEL_ML", "LesionDetection", "LesionMap",
+           "lesion_detection"]
 
 LESION_SIZE_BINS_ML = (0.0, 0.1, 1.0, 10.0, float("inf"))
 """Default lesion-size bin edges in ml: < 0.1 ml, 0.1-1 ml, 1-10 ml, >= 10 ml."""
+
+FROC_FACTORS = (0.25, 0.354, 0.5, 0.707, 1.0, 1.414, 2.0, 2.828, 4.0)
+"""Multiples of the headline threshold at which the FROC curve is measured (steps of about sqrt 2)."""
 
 MODEL_GRID_VOXEL_ML = 0.008
 """The volume of one model-grid voxel (2 mm isotropic) in ml."""

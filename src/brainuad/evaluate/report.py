@@ -199,6 +199,36 @@ def _sweep_figure(summary: EvaluationSummary) -> Figure:
     return figure
 
 
+def _froc_figure(summary: EvaluationSummary) -> Figure:
+    """Lesion recall against false-positive components per volume at multiples of the headline
+    threshold, one panel per lesion set, one line per model (each point's coordinates averaged over
+    the folds); the headline threshold itself is the ringed point."""
+    datasets = summary.datasets
+    figure = Figure(figsize=(4.0 * len(datasets), 3.2))
+    axes = figure.subplots(1, len(datasets), squeeze=False)[0]
+    for axis, dataset in zip(axes, datasets):
+        for group in summary.groups:
+            curves = [result.froc for run in group.runs if (result := run.set_result(dataset)) is not None]
+            if not curves:
+                continue
+            fp = np.nanmean([[point.false_positives_per_volume for point in curve] for curve in curves], axis=0)
+            recall = 100.0 * np.nanmean([[point.recall for point in curve] for curve in curves], axis=0)
+            line = axis.plot(fp, recall, marker="o", markersize=3, label=group.label)[0]
+            headline = [point.factor for point in curves[0]].index(1.0)
+            axis.plot(fp[headline], recall[headline], marker="o", markersize=9, fillstyle="none",
+                      color=line.get_color())
+        axis.set_xscale("symlog", linthresh=1.0)
+        axis.set_title(dataset_title(dataset, summary.set_modality(dataset)), fontsize=10)
+        axis.set_xlabel("false-positive components per volume")
+        axis.set_ylabel("lesion recall [%]")
+        axis.set_ylim(-2, 102)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+    figure.suptitle(f"FROC: the headline threshold ({summary.headline}, ringed) times 1/4 ... 4", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
 def _runs_table(summary: EvaluationSummary) -> str:
     """One row per run: its model, fold, test levels and the volumes of every split it used."""
     rows = []
@@ -248,6 +278,10 @@ def render_report(summary: EvaluationSummary, tables: Sequence[Table]) -> str:
                            f"({summary.headline}), small components removed.")
                 parts.append(figure_html(_examples_figure(result.examples, title), caption))
     if summary.datasets:
+        parts.append("<h2>Lesion detection (FROC)</h2>")
+        parts.append(figure_html(_froc_figure(summary), "Lesion recall (pooled over the test volumes) against the "
+                                                         "false-positive components per volume, the threshold scaled "
+                                                         "by 1/4 to 4 in steps of about sqrt 2; full post-processing."))
         parts.append("<h2>Dice per volume</h2>")
         parts.append(figure_html(_dice_histograms(summary), "Histogram of the per-volume Dice of every lesion set."))
     histograms = [(group, _intensity_histograms(group)) for group in summary.groups]

@@ -26,6 +26,7 @@ __all__ = [
     "EvaluationSummary",
     "ExampleSlice",
     "FULL",
+    "FrocPoint",
     "GroupResult",
     "HealthyResult",
     "HealthyThresholdCheck",
@@ -36,6 +37,7 @@ __all__ = [
     "RunResult",
     "Segmentation",
     "SetResult",
+    "SizeBinRecall",
     "SweepPoint",
     "ThresholdedScores",
     "not_serialised",
@@ -183,6 +185,59 @@ class ThresholdedScores:
 
 
 @dataclass(frozen=True)
+class FrocPoint:
+    """Lesion detection over a test split at one multiple of the headline threshold (an FROC point).
+
+    Attributes:
+        factor: the multiple of the headline threshold.
+        threshold: the threshold (``factor`` times the headline value).
+        lesions: ground-truth lesions of the split; detected: those found.
+        false_positives: predicted components touching no lesion, over the split.
+        volumes: test volumes.
+    """
+
+    factor: float
+    threshold: float
+    lesions: int
+    detected: int
+    false_positives: int
+    volumes: int
+
+    @property
+    def recall(self) -> float:
+        """Detected / lesions over the split (pooled); nan without a lesion."""
+        return self.detected / self.lesions if self.lesions else math.nan
+
+    @property
+    def false_positives_per_volume(self) -> float:
+        return self.false_positives / self.volumes if self.volumes else math.nan
+
+
+@dataclass(frozen=True)
+class SizeBinRecall:
+    """Lesion recall over a test split for lesions of one size bin ``[low_ml, high_ml)`` (headline threshold)."""
+
+    low_ml: float
+    high_ml: float
+    lesions: int
+    detected: int
+
+    @property
+    def recall(self) -> float:
+        """Detected / lesions of the bin (pooled over volumes); nan without a lesion of that size."""
+        return self.detected / self.lesions if self.lesions else math.nan
+
+    @property
+    def label(self) -> str:
+        """E.g. ``< 0.1 ml``, ``0.1-1 ml``, ``>= 10 ml``."""
+        if self.low_ml == 0:
+            return f"< {self.high_ml:g} ml"
+        if math.isinf(self.high_ml):
+            return f">= {self.low_ml:g} ml"
+        return f"{self.low_ml:g}-{self.high_ml:g} ml"
+
+
+@dataclass(frozen=True)
 class IntensityDensities:
     """Mean brain-intensity histograms (densities) of inputs and reconstructions over a split.
 
@@ -238,6 +293,9 @@ class SetResult:
         l1_lesion, l1_healthy, l1_ratio: l1 error inside / outside lesions and their ratio (per
             volume, averaged); None without reconstructions.
         kld, entropy_difference: input vs reconstruction histograms, per volume, averaged; or None.
+        froc: lesion recall and false-positive components per volume at multiples of the headline
+            threshold (full post-processing), pooled over the split.
+        recall_by_size: lesion recall per lesion-size bin at the headline threshold, pooled.
         volumes: the per-volume numbers (written to per_volume.csv).
         densities: mean intensity histograms for the report, or None.
         examples: best / median / worst slices for the report (empty in sweeps).
@@ -259,6 +317,8 @@ class SetResult:
     l1_ratio: MeanStd | None
     kld: MeanStd | None
     entropy_difference: MeanStd | None
+    froc: tuple[FrocPoint, ...]
+    recall_by_size: tuple[SizeBinRecall, ...]
     volumes: tuple[LesionVolume, ...] = not_serialised()
     densities: IntensityDensities | None = not_serialised()
     examples: tuple[ExampleSlice, ...] = ()

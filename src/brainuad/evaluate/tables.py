@@ -35,6 +35,7 @@ from brainuad.evaluate.bootstrap import CONFIDENCE, N_RESAMPLES, bootstrap_inter
 from brainuad.evaluate.results import (
     EvaluationSummary,
     GroupResult,
+    HealthyThresholdCheck,
     LesionVolume,
     RunResult,
     SetResult,
@@ -346,6 +347,76 @@ def difference_table(table: Table) -> Table | None:
                  tuple(rows), notes)
 
 
+def _bin_recall(index: int) -> Callable[[SetResult], float | None]:
+    def recall(result: SetResult) -> float | None:
+        return result.recall_by_size[index].recall
+
+    return recall
+
+
+def calibration_table(summary: EvaluationSummary) -> Table | None:
+    """The thresholds chosen on healthy validation volumes (healthy-fpr, conformal-*), measured on the
+    healthy IXI test split: realised false-positive rate and flagged volume (None without them)."""
+    labels = list(dict.fromkeys(check.label for run in summary.runs if run.healthy is not None
+                                for check in run.healthy.threshold_checks))
+    if not labels:
+        return None
+    metrics = []
+    for modality in dict.fromkeys(run.modality for run in summary.runs if run.healthy is not None):
+        for label in labels:
+            group = f"{dataset_title('ixi', modality)} {label}"
+            metrics += [_Metric(Column(group, title, scale, decimals, None), _check_value(modality, label, read), None)
+                        for title, scale, decimals, read in (
+                            ("FPR [%]", 100.0, 3, lambda check: check.false_positive_rate.mean),
+                            ("flagged [ml]", 1.0, 2, lambda check: check.flagged_ml.mean),
+                            ("P(flagged > bound) [%]", 100.0, 1, lambda check: check.exceeding))]
+    cells = [[Cell(_aggregate(metric, group)) for metric in metrics] for group in summary.groups]
+    notes = _common_notes(False) + [
+        "Each threshold chosen on the healthy IXI validation volumes of the run's fold, applied to the healthy IXI "
+        "test split: FPR: the fraction of a volume's brain voxels above it (full post-processing, before small "
+        "components are removed), per volume, averaged; flagged: the same voxels in ml; P(flagged > bound): the "
+        "fraction of test volumes over a conformal-volume threshold's tolerated ml.",
+        "healthy-fpr-A%: A % of the pooled validation voxels above it; conformal-fpr-A%: expected FPR of a new healthy "
+        "scan <= A % (conformal risk control, volumes as units); conformal-volume-A%-Vml: P(more than V ml flagged) "
+        "<= A % (split conformal). See docs/metrics.md."]
+    notes += [note for note in summary.notes if "cannot bound" in note]
+    return Table("table-healthy-thresholds", "Thresholds from healthy volumes, measured on the healthy IXI test split",
+                 ("Model", "Folds"), tuple(metric.column for metric in metrics), _group_rows(summary.groups, cells),
+                 tuple(notes))
+
+
+def _check_value(modality: str, label: str, read: Callable[[HealthyThresholdCheck], float | None]
+                 ) -> Callable[[RunResult], float | None]:
+    def run_value(run: RunResult) -> float | None:
+        if run.healthy is None or run.modality != modality:
+            return None
+        check = next((check for check in run.healthy.threshold_checks if check.label == label), None)
+        return None if check is None else read(check)
+
+    return run_value
+
+
+def size_table(summary: EvaluationSummary) -> Table | None:
+    """Lesion recall per lesion-size bin at the headline threshold (None without lesions)."""
+    metrics = []
+    for dataset in summary.datasets:
+        modality = summary.set_modality(dataset)
+        bins = next(result.recall_by_size for run in summary.runs if (result := run.set_result(dataset)) is not None)
+        for index, size_bin in enumerate(bins):
+            metrics.append(_set_metric(dataset, modality, f"Recall {size_bin.label} [%] ↑", 100.0, "higher",
+                                       _bin_recall(index), None))
+    if not metrics:
+        return None
+    cells = [[Cell(_aggregate(metric, group)) for metric in metrics] for group in summary.groups]
+    notes = _common_notes(False) + [
+        "Recall of the lesions (26-connected ground-truth components) whose volume lies in the bin [low, high) ml, "
+        "pooled over the test volumes of each fold; a lesion counts as found when the binarised map (full "
+        "post-processing) touches it; – where a fold has no lesion of that size.", LESION_CONVENTION]
+    return Table("table-lesion-size", f"Lesion recall by lesion size (threshold: {summary.headline})",
+                 ("Model", "Folds"), tuple(metric.column for metric in metrics), _group_rows(summary.groups, cells),
+                 tuple(notes))
+
+
 def ablation_table(summary: EvaluationSummary) -> Table | None:
     """Table 4 (None without ablation variants)."""
     if len(summary.variants) < 2:
@@ -406,9 +477,11 @@ def sweep_table(summary: EvaluationSummary) -> Table | None:
 
 def build_tables(summary: EvaluationSummary) -> tuple[Table, ...]:
     """Table 2 (if any model reconstructs), Table 3 per threshold label (headline first), the
-    headline's bootstrap intervals and differences to the best model, Table 4 (with the ablation)
-    and the t_test sweep table (with a sweep)."""
+    headline's bootstrap intervals and differences to the best model, lesion recall by size, the
+    healthy thresholds' realised false positives (with such thresholds), Table 4 (with the
+    ablation) and the t_test sweep table (with a sweep)."""
     segmentation = [segmentation_table(summary, label) for label in summary.thresholds]
     tables = [reconstruction_table(summary), *segmentation, interval_table(summary, summary.headline),
-              difference_table(segmentation[0]), ablation_table(summary), sweep_table(summary)]
+              difference_table(segmentation[0]), size_table(summary), calibration_table(summary),
+              ablation_table(summary), sweep_table(summary)]
     return tuple(table for table in tables if table is not None)

@@ -65,7 +65,7 @@ _TABLE3 = {
     "cDDPM + SSL": _table3((52.35, 58.14), (11.09, None), (18.95, None), (9.92, None)),
     "cDDPM + SSL + ENS": _table3((53.37, 58.84), (11.51, 11.13), (19.99, 22.21), (9.88, 9.33)),
 }
-_FOLLOW_UP = {
+_FOLLOW_UP: dict[str, dict[tuple[str, str], Value]] = {
     "pDDPM-IQA": {("brats21", "dice"): (59.45, None), ("brats21", "auprc"): (62.99, None),
                   ("mslub", "dice"): (12.93, None), ("mslub", "auprc"): (11.51, None)},
 }
