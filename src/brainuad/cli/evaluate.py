@@ -49,7 +49,7 @@ def evaluate(
                                   "false-positive rate on healthy IXI validation volumes of the run's fold; "
                                   "conformal-fpr[:A]: expected voxel false-positive rate of a healthy scan <= A "
                                   "(default 0.05); conformal-volume[:A[:V]]: P(more than V ml flagged in a healthy "
-                                  "scan) <= A (defaults 0.1, 1 ml), both calibrated on those volumes (docs/metrics.md); "
+                                  "scan) <= A (defaults 0.1, 1 ml), both chosen on those volumes (docs/metrics.md); "
                                   "oracle: the optimum on the test split itself (an upper bound, never the headline)."),
     out: Path = typer.Option(Path("evaluation"), "--out", help="Output folder: summary.json, per_volume.csv, "
                                                                "tables/ (Markdown, CSV, LaTeX), tables.md and "
