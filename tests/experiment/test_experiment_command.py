@@ -1,5 +1,5 @@
 """`brainuad experiment experiments/tiny.yaml` end to end on the test cohort: two folds of two
-models, the report's tables over both folds, the domain-shift table with its five contrast
+models, the report's tables over both folds, the domain-shift table with its three contrast
 levels; a second call trains and evaluates nothing; a run killed half way resumes."""
 
 from __future__ import annotations
@@ -75,12 +75,12 @@ def test_table3_is_mean_and_std_over_the_two_folds(tiny_experiment):
     assert (out / "tables" / "table2.csv").is_file()
 
 
-def test_domain_shift_has_the_five_contrast_levels(tiny_experiment):
+def test_domain_shift_has_every_contrast_level(tiny_experiment):
     out = tiny_experiment[0]
     rows = _rows(out / "tables" / "domain-shift.csv")
     for model, widths in (("cDDPM", {"100%", "50%"}), ("DDPM", {"100%"})):
         mine = [row for row in rows if row["Model"] == model]
-        assert {row["Contrast"] for row in mine} == {"0.3", "0.7", "1", "1.5", "2"}
+        assert {row["Contrast"] for row in mine} == {"0.3", "1", "2"}
         assert {row["Conditioning"] for row in mine} == widths
         assert all(row["IXI (T2) KLD ↓ mean"] != "" and row["BraTS21 (T2) Dice [%] ↑ mean"] != "" for row in mine)
     points = _rows(out / "domain_shift.csv")
@@ -141,7 +141,7 @@ def test_a_folder_of_another_config_fails_that_run_and_the_rest_go_on(tiny_cohor
 def test_a_training_killed_half_way_resumes(tiny_cohort, tmp_path):
     source = tmp_path / "kill.yaml"
     source.write_text("name: kill\nfolds: [0]\nmodalities: [t2]\nmethods:\n  - {label: DDPM, config: tiny/ddpm}\n"
-                      "training: [train.max_steps=40, train.max_epochs=1000, train.check_val_every_n_epoch=1, "
+                      "training: [train.max_steps=16, train.max_epochs=1000, train.check_val_every_n_epoch=1, "
                       "data.batch_size=4, data.val_slices_per_volume=1, model.base_channels=8, model.groups=4, "
                       "model.attention_head_channels=8, 'model.channel_mult=[1,2]']\n"
                       "evaluation: {limit: 1}\nstudies: {ablation: false}\n")
@@ -156,5 +156,5 @@ def test_a_training_killed_half_way_resumes(tiny_cohort, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming from its last checkpoint" in output
     summary = json.loads((out / "runs" / "ddpm-t2-fold0" / "training.json").read_text())
-    assert summary["steps"] == 40
+    assert summary["steps"] == 16
     assert (out / "tables" / "table3-val-dice.csv").is_file()

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from brainuad.cli.console import console, err_console, user_errors
-from brainuad.cli.predict import RAW_HELP, check_raw_options, raw_preprocessing
+from brainuad.cli.predict import SCAN_HELP, check_scan_options, raw_preprocessing
 
 __all__ = ["calibrate"]
 
@@ -34,13 +34,12 @@ def calibrate(
     postprocess_order: str = typer.Option("paper", "--postprocess-order",
                                           help="paper: median filter, then the eroded brain mask (default); "
                                                "authors_code: mask first, then median."),
-    device: str = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ..."),
-    orientation: str = typer.Option("RAS", "--orientation", help="Axis order of the training data; scans are "
-                                                                 "reoriented to it (flips/permutations only)."),
-    raw: bool = typer.Option(False, "--raw", help=RAW_HELP["raw"]),
-    atlas: Optional[Path] = typer.Option(None, "--atlas", help=RAW_HELP["atlas"]),
-    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=RAW_HELP["atlas_mask"]),
-    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=RAW_HELP["skull_strip"]),
+    device: str = typer.Option("cpu", "--device", help=SCAN_HELP["device"]),
+    orientation: str = typer.Option("RAS", "--orientation", help=SCAN_HELP["orientation"]),
+    raw: bool = typer.Option(False, "--raw", help=SCAN_HELP["raw"]),
+    atlas: Optional[Path] = typer.Option(None, "--atlas", help=SCAN_HELP["atlas"]),
+    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=SCAN_HELP["atlas_mask"]),
+    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=SCAN_HELP["skull_strip"]),
 ) -> None:
     """Calibrate the run's threshold on healthy scans of your own site and store it in the run.
 
@@ -55,7 +54,7 @@ def calibrate(
     """
     from brainuad.evaluate.postprocess import PostProcessing, PostProcessingOrder
     from brainuad.evaluate.run_thresholds import write_calibration
-    from brainuad.predict import Detector, ThresholdChoice, check_orientation, discover_inputs
+    from brainuad.predict import Detector, ThresholdChoice, discover_inputs
     from brainuad.predict.calibrate import Bound, score_healthy_scans
     from brainuad.predict.calibrate import calibrate as calibrate_scores
     from brainuad.run_directory import load_run
@@ -67,13 +66,7 @@ def calibrate(
     if postprocess_order not in ("paper", "authors_code"):
         raise typer.BadParameter(f"must be 'paper' or 'authors_code', got {postprocess_order!r}",
                                  param_hint="--postprocess-order")
-    if mask is not None and not mask.is_file():
-        raise typer.BadParameter(f"{mask}: file not found", param_hint="--mask")
-    try:
-        check_orientation(orientation)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--orientation") from None
-    check_raw_options(raw, atlas, atlas_mask, skull_strip)
+    check_scan_options(mask, orientation, raw, atlas, atlas_mask, skull_strip)
     postprocessing = PostProcessing(order=cast(PostProcessingOrder, postprocess_order))
     with user_errors():
         discovery = discover_inputs(inputs)

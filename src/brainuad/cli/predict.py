@@ -13,9 +13,11 @@ from brainuad.cli.console import console, err_console, user_errors
 from brainuad.errors import BrainUADError
 from brainuad.lock import FolderLock
 
-__all__ = ["RAW_HELP", "check_raw_options", "predict", "raw_preprocessing"]
+__all__ = ["SCAN_HELP", "check_scan_options", "predict", "raw_preprocessing"]
 
-RAW_HELP = {
+SCAN_HELP = {
+    "device": "Device the model runs on: cpu, cuda, cuda:1, ...",
+    "orientation": "Axis order of the training data; scans are reoriented to it (flips/permutations only).",
     "raw": "The inputs are raw scans: preprocess each first (1 mm, affine registration to the training data's atlas, "
            "skull stripping, N4) and map the results back onto the raw scan's grid.",
     "atlas": "With --raw: the template the training data were registered to (default: the atlas in the run's data "
@@ -24,13 +26,21 @@ RAW_HELP = {
     "skull_strip": "With --raw: deepbet, none (already stripped), atlas-mask or hd-bet (your own install); a --mask "
                    "or a mask beside the scan replaces it.",
 }
-"""The help of the raw-scan options, shared by ``predict`` and ``calibrate``."""
+"""The help of the options that say how scans are read, shared by ``predict`` and ``calibrate``."""
 
 
-def check_raw_options(raw: bool, atlas: Optional[Path], atlas_mask: Optional[Path], skull_strip: str) -> None:
-    """Usage errors of the raw-scan options (before anything is loaded)."""
+def check_scan_options(mask: Optional[Path], orientation: str, raw: bool, atlas: Optional[Path],
+                       atlas_mask: Optional[Path], skull_strip: str) -> None:
+    """Usage errors of the options that say how scans are read (before anything is loaded)."""
+    from brainuad.predict import check_orientation
     from brainuad.preprocess.options import OptionError, check_pipeline_options
 
+    if mask is not None and not mask.is_file():
+        raise typer.BadParameter(f"{mask}: file not found", param_hint="--mask")
+    try:
+        check_orientation(orientation)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--orientation") from None
     if not raw and (atlas is not None or atlas_mask is not None):
         raise typer.BadParameter("only raw scans are registered: add --raw", param_hint="--atlas")
     try:
@@ -105,13 +115,12 @@ def predict(
     mask: Optional[Path] = typer.Option(None, "--mask", help="Brain mask for every input (default: X_mask.* beside "
                                                              "X.* or X_t2.*, or ../mask/X_mask.*; else the scan's "
                                                              "nonzero voxels)."),
-    device: str = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ..."),
-    orientation: str = typer.Option("RAS", "--orientation", help="Axis order of the training data; scans are "
-                                                                 "reoriented to it (flips/permutations only)."),
-    raw: bool = typer.Option(False, "--raw", help=RAW_HELP["raw"]),
-    atlas: Optional[Path] = typer.Option(None, "--atlas", help=RAW_HELP["atlas"]),
-    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=RAW_HELP["atlas_mask"]),
-    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=RAW_HELP["skull_strip"]),
+    device: str = typer.Option("cpu", "--device", help=SCAN_HELP["device"]),
+    orientation: str = typer.Option("RAS", "--orientation", help=SCAN_HELP["orientation"]),
+    raw: bool = typer.Option(False, "--raw", help=SCAN_HELP["raw"]),
+    atlas: Optional[Path] = typer.Option(None, "--atlas", help=SCAN_HELP["atlas"]),
+    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=SCAN_HELP["atlas_mask"]),
+    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=SCAN_HELP["skull_strip"]),
 ) -> None:
     """Anomaly maps of preprocessed (or, with --raw, raw) scans, written in each scan's own geometry (shape and
     affine).
@@ -124,20 +133,14 @@ def predict(
     Exit code 0 when every scan was predicted, 1 when any failed (each is reported), 2 for a usage error.
     """
     from brainuad.data.layout import LESION_SETS
-    from brainuad.predict import check_orientation, discover_inputs, load_detector
+    from brainuad.predict import discover_inputs, load_detector
 
     if threshold is not None and (threshold_from is not None or dataset is not None):
         raise typer.BadParameter("give either a value, or --threshold-from/--set, not both", param_hint="--threshold")
     if dataset is not None and dataset not in LESION_SETS:
         raise typer.BadParameter(f"unknown lesion set {dataset!r}; choose from {', '.join(LESION_SETS)}",
                                  param_hint="--set")
-    if mask is not None and not mask.is_file():
-        raise typer.BadParameter(f"{mask}: file not found", param_hint="--mask")
-    try:
-        check_orientation(orientation)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--orientation") from None
-    check_raw_options(raw, atlas, atlas_mask, skull_strip)
+    check_scan_options(mask, orientation, raw, atlas, atlas_mask, skull_strip)
     with user_errors():
         discovery = discover_inputs(inputs)
         preprocessing = raw_preprocessing(run, raw, atlas, atlas_mask, skull_strip)
