@@ -21,7 +21,13 @@ from brainuad.data.layout import Subject, split_subjects
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.conformal import ConformalVolume
 from brainuad.evaluate.histograms import compare_intensity_histograms
-from brainuad.evaluate.lesions import FROC_FACTORS, LESION_SIZE_BINS_ML, MODEL_GRID_VOXEL_ML, LesionMap
+from brainuad.evaluate.lesions import (
+    FROC_FACTORS,
+    LESION_SIZE_BINS_ML,
+    MODEL_GRID_VOXEL_ML,
+    LesionDetection,
+    LesionMap,
+)
 from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
@@ -230,16 +236,18 @@ class _TestSplit:
         self.froc_counts = np.zeros((len(FROC_FACTORS), 3), dtype=np.int64)  # lesions, detected, FP components
         self.size_counts = np.zeros((len(LESION_SIZE_BINS_ML) - 1, 2), dtype=np.int64)  # detected, lesions
 
-    def _lesion_curves(self, lesions: LesionMap, postprocessed: np.ndarray, value: float) -> None:
-        """Add one volume's lesion detection at every FROC multiple of the headline threshold, and
-        its detection per lesion size at the headline threshold itself."""
+    def _lesion_curves(self, lesions: LesionMap, postprocessed: np.ndarray, value: float,
+                       at_headline: LesionDetection) -> None:
+        """Add one volume's lesion detection at every FROC multiple of the headline threshold (at
+        factor 1 the headline's own detection, ``at_headline``), and its detection per lesion size
+        at the headline threshold."""
         postprocessing = self.headline.variant.postprocessing
         for index, factor in enumerate(FROC_FACTORS):
-            detection = lesions.detect(postprocessing.apply_to_binary(postprocessed > value * factor))
+            detection = at_headline if factor == 1.0 else lesions.detect(
+                postprocessing.apply_to_binary(postprocessed > value * factor))
             counts = detection.counts
             self.froc_counts[index] += (counts.lesions, counts.detected, counts.false_positives)
-            if factor == 1.0:
-                self.size_counts += np.asarray(detection.recall_by_size(LESION_SIZE_BINS_ML), dtype=np.int64)
+        self.size_counts += np.asarray(at_headline.recall_by_size(LESION_SIZE_BINS_ML), dtype=np.int64)
 
     def add(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume) -> None:
         maps = {variant: variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask)
@@ -247,11 +255,14 @@ class _TestSplit:
         full = maps[self.full]
         segmentations = []
         lesions = LesionMap(target)
+        detections = {}
         for pair, threshold in self.thresholds.items():
             prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
+            detections[pair] = lesions.detect(prediction)
             segmentations.append(Segmentation(pair.variant.label, pair.rule.label, confusion_counts(prediction, target),
-                                              lesions.detect(prediction).counts))
-        self._lesion_curves(lesions, maps[self.headline.variant], self.thresholds[self.headline].value)
+                                              detections[pair].counts))
+        self._lesion_curves(lesions, maps[self.headline.variant], self.thresholds[self.headline].value,
+                            detections[self.headline])
         ranking = ranking_scores(full, target)
         self.histogram.add(full, target, mask=volume.mask)
         if self.archive is not None:
@@ -390,9 +401,10 @@ class _HealthyThresholdTally:
     def add(self, anomaly_map: np.ndarray, brain: np.ndarray) -> None:
         """Count one (X, Y, Z) map's brain voxels above each threshold (before component removal)."""
         self.brain_voxels.append(int(np.count_nonzero(brain)))
+        scores = {variant: variant.postprocessing.apply_to_residual(anomaly_map, brain)[brain]
+                  for variant in dict.fromkeys(pair.variant for pair in self.thresholds)}  # once per variant
         for pair, threshold in self.thresholds.items():
-            postprocessed = pair.variant.postprocessing.apply_to_residual(anomaly_map, brain)
-            self.flagged[pair].append(int(np.count_nonzero(postprocessed[brain] > threshold.value)))
+            self.flagged[pair].append(int(np.count_nonzero(scores[pair.variant] > threshold.value)))
 
     def checks(self) -> tuple[HealthyThresholdCheck, ...]:
         checks = []
