@@ -99,7 +99,7 @@ def test_ddp_on_two_cpu_processes(tiny_cohort, tmp_path):
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "brainuad", "train", str(CONFIGS / "tiny" / "ddpm.yaml"), "--data",
                str(tiny_cohort), "--out", str(run_dir), *SMALL, "train.max_epochs=1", "train.accelerator=cpu",
-               "train.devices=2", "train.strategy=ddp"]
+               "train.strategy=ddp", "--devices", "2", "--num-nodes", "1"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -107,6 +107,25 @@ def test_ddp_on_two_cpu_processes(tiny_cohort, tmp_path):
     assert (run_dir / "model.safetensors").is_file()
     record = json.loads((run_dir / "training.json").read_text())
     assert record["steps"] == 1  # 6 volumes split over 2 processes: 3 slices each, one batch of 4 per process
+    written = (run_dir / "config.yaml").read_text()
+    assert "devices: 2" in written and "num_nodes: 1" in written
+
+
+def test_compile_compiles_each_network_and_keeps_the_weight_names():
+    from brainuad.methods.spec import OptimizerSettings
+    from brainuad.train import TrainingModule
+
+    method = build_detector(parse_config({"method": "cddpm", "model": {"base_channels": 8, "channel_mult": [1, 2],
+                                                                        "groups": 4, "attention_head_channels": 8},
+                                          "encoder": {"dim": 8}}))
+    names = set(method.state_dict())
+    module = TrainingModule(method, OptimizerSettings(), 1e-3, compile=True)
+    module.setup("fit")
+    assert all(network._compiled_call_impl is not None for network in (method.unet, method.encoder))
+    assert set(method.state_dict()) == names
+    plain = TrainingModule(build_detector(parse_config({"method": "ddpm"})), OptimizerSettings(), 1e-3)
+    plain.setup("fit")
+    assert plain.method.unet._compiled_call_impl is None
 
 
 def test_cosine_learning_rate_decays_over_the_epochs_or_the_wall_time():

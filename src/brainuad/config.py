@@ -107,8 +107,11 @@ class TrainConfig(Section):
                                "(autocast; the authors' code trains cDDPM with 16-mixed)")
     seed: int = 0
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = execution_field("auto")
-    devices: int | Literal["auto"] = execution_field("auto")
+    devices: int | Literal["auto"] = execution_field("auto", description="devices per node (GPUs, or CPU processes)")
+    num_nodes: int = execution_field(1, ge=1, description="machines of a multi-node DDP run (SLURM or torchrun)")
     strategy: Literal["auto", "ddp", "ddp_spawn"] = execution_field("auto")
+    compile: bool = execution_field(False, description="compile the networks with torch.compile (slower start, "
+                                                       "faster steps where a compiler backend is available)")
     check_val_every_n_epoch: int = Field(1, ge=1)
     log_every_n_steps: int = execution_field(10, ge=1)
     channels_last: bool = execution_field(True, description="channels-last memory format (faster convolutions on CPU "
@@ -144,7 +147,9 @@ class DiffusionConfig(Section):
     noise: NoiseConfig = NoiseConfig()
     t_test: int = Field(500, ge=1, description="noise level of a single-step reconstruction")
     ensemble: tuple[int, ...] | None = Field(None, description="noise levels averaged instead of t_test")
-    inference_batch_size: int = execution_field(64, ge=1, description="slices per forward pass at test time")
+    inference_batch_size: int | None = execution_field(
+        None, ge=1, description="slices per forward pass at test time, several volumes' slices and noise levels "
+                                "together (None: 64 on a CPU, 512 on a GPU; --batch-slices overrides it)")
 
     @model_validator(mode="after")
     def _levels_in_range(self) -> "DiffusionConfig":

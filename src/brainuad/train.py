@@ -80,22 +80,28 @@ class TrainingModule(L.LightningModule):
         val_seed: seed of the per-batch generators that make the validation loss deterministic.
         channels_last: use the channels-last memory format (faster convolutions with oneDNN on CPUs
             and with cuDNN on GPUs).
+        compile: compile each of the method's networks (its child modules) with torch.compile;
+            their parameters and saved weights keep their names.
     """
 
     method: AnomalyDetector | SparKPretrainer
 
     def __init__(self, method: AnomalyDetector | SparKPretrainer, optimizer: OptimizerSettings, lr: float,
-                 val_seed: int = 0, channels_last: bool = False) -> None:
+                 val_seed: int = 0, channels_last: bool = False, compile: bool = False) -> None:
         super().__init__()
         self.method = method
         self.optimizer_settings = optimizer
         self.lr = lr
         self.val_seed = val_seed
         self.channels_last = channels_last
+        self.compile_networks = compile
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
+        if self.compile_networks:
+            for network in self.method.children():
+                network.compile()
 
     def _images(self, batch: dict[str, Tensor]) -> Tensor:
         images = batch["image"]
@@ -137,8 +143,8 @@ class AdversarialTrainingModule(TrainingModule):
     method: FAnoGAN
 
     def __init__(self, method: FAnoGAN, optimizer: OptimizerSettings, lr: float, val_seed: int = 0,
-                 channels_last: bool = False) -> None:
-        super().__init__(method, optimizer, lr, val_seed, channels_last)
+                 channels_last: bool = False, compile: bool = False) -> None:
+        super().__init__(method, optimizer, lr, val_seed, channels_last, compile)
         self.automatic_optimization = False
 
     def _update(self, optimizer: LightningOptimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
@@ -262,8 +268,9 @@ class RandomState(Callback):
 
 def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = None, max_minutes: float | None = None,
                   precision: TrainingPrecision = "32-true", accelerator: str = "auto", devices: int | str = "auto",
-                  strategy: str = "auto", check_val_every_n_epoch: int = 1, log_every_n_steps: int = 10,
-                  lr_schedule: str = "constant", progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
+                  num_nodes: int = 1, strategy: str = "auto", check_val_every_n_epoch: int = 1,
+                  log_every_n_steps: int = 10, lr_schedule: str = "constant",
+                  progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
 
     The best checkpoint is chosen by the validation loss (``val/loss``); ``last.ckpt`` is kept
@@ -283,6 +290,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = Non
         precision=precision,
         accelerator=accelerator,
         devices=devices,
+        num_nodes=num_nodes,
         strategy=strategy,
         check_val_every_n_epoch=check_val_every_n_epoch,
         log_every_n_steps=log_every_n_steps,
@@ -404,18 +412,19 @@ def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary
         if not isinstance(method, FAnoGAN):
             raise TypeError(f"adversarial training needs an f-AnoGAN, got {type(method).__name__}")
         module = AdversarialTrainingModule(method, spec.optimizer, config.train.lr, val_seed=config.train.seed,
-                                           channels_last=config.train.channels_last)
+                                           channels_last=config.train.channels_last, compile=config.train.compile)
     else:
         if not isinstance(method, (AnomalyDetector, SparKPretrainer)):
             raise TypeError(f"gradient training needs an AnomalyDetector or SparKPretrainer, got "
                             f"{type(method).__name__}")
         module = TrainingModule(method, spec.optimizer, config.train.lr, val_seed=config.train.seed,
-                                channels_last=config.train.channels_last)
+                                channels_last=config.train.channels_last, compile=config.train.compile)
     trainer, checkpoint = build_trainer(
         run_dir, max_epochs=config.train.max_epochs, max_steps=config.train.max_steps,
         max_minutes=config.train.max_minutes,
         precision=config.train.precision, accelerator=config.train.accelerator, devices=config.train.devices,
-        strategy=config.train.strategy, check_val_every_n_epoch=config.train.check_val_every_n_epoch,
+        num_nodes=config.train.num_nodes, strategy=config.train.strategy,
+        check_val_every_n_epoch=config.train.check_val_every_n_epoch,
         log_every_n_steps=config.train.log_every_n_steps, lr_schedule=config.train.lr_schedule, progress=progress)
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     try:

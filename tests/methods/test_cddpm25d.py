@@ -147,3 +147,13 @@ def test_spark_weights_are_inflated_over_the_stack(tmp_path):
     built = build_detector(config)
     torch.testing.assert_close(built.encoder.body.layer4[0].conv1.weight, single.layer4[0].conv1.weight)
     torch.testing.assert_close(built.encoder.body.conv1.weight, stacked.conv1.weight)
+
+
+def test_stack_volumes_reconstructed_together_equal_each_alone():
+    method = make()
+    rng = np.random.default_rng(2)
+    volumes = [rng.random((32, 32, 5)).astype(np.float32) for _ in range(2)]
+    alone = [method.reconstruct(volume) for volume in volumes]
+    method.inference_batch_size = 1000
+    for expected, actual in zip(alone, method.reconstruct_many(volumes), strict=True):
+        np.testing.assert_allclose(actual, expected, atol=1e-5)

@@ -173,3 +173,41 @@ def test_volume_noise_seed_depends_on_seed_and_voxels():
     seeds = {volume_noise_seed(seed, _grid_volume(image, "a")) for seed in (0, 1) for image in images}
     assert len(seeds) == 4 and all(0 <= seed < 2 ** 63 for seed in seeds)
     assert volume_noise_seed(0, _grid_volume(images[0], "a")) == volume_noise_seed(0, _grid_volume(images[0], "b"))
+
+
+def _visible(method):
+    """Random weights where the UNet starts at zero: its output and conditioning would hide any mix-up."""
+    with torch.no_grad():
+        for parameter in method.unet.parameters():
+            if parameter.abs().sum() == 0:
+                parameter.normal_(0, 0.1)
+    return method
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "cddpm", "pddpm"])
+def test_volumes_reconstructed_together_equal_each_alone_at_any_batch_size(kind):
+    """Batched inference: the slices of several volumes and all ensemble levels share forward
+    batches; each volume keeps its own noise, so the result equals reconstructing it alone."""
+    rng = np.random.default_rng(1)
+    volumes = [rng.random((32, 32, 6)).astype(np.float32) for _ in range(3)]
+    torch.manual_seed(0)
+    method = _visible(make(kind, ensemble=(250, 500, 750), inference_batch_size=6))
+    alone = [method.reconstruct(volume) for volume in volumes]
+    for batch in (5, 18, 1000):  # within a level, across levels, and every pass of the three volumes in one
+        method.inference_batch_size = batch
+        together = method.reconstruct_many(volumes)
+        for expected, actual in zip(alone, together, strict=True):
+            np.testing.assert_allclose(actual, expected, atol=1e-5)
+    assert not np.allclose(alone[0], alone[1])
+    crops = [volume * (np.arange(32) < 16)[:, None, None] for volume in volumes]
+    if kind == "cddpm":  # each volume's own conditioning image is used
+        conditioned = method.reconstruct_many(volumes, conditions=crops)
+        np.testing.assert_allclose(conditioned[1], method.reconstruct(volumes[1], condition=crops[1]), atol=1e-5)
+        assert not np.allclose(conditioned[1], alone[1])
+    with pytest.raises(ValueError, match="2 conditions for 3 volumes"):
+        method.reconstruct_many(volumes, conditions=crops[:2])
+
+
+def test_passes_per_slice_count_levels_and_patches():
+    assert make("ddpm").passes_per_slice((250, 500, 750), 96, 96) == 3
+    assert make("pddpm").passes_per_slice((250, 500), 96, 96) == 2 * 36  # 16 px patches: 6 x 6

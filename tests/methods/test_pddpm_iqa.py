@@ -127,6 +127,6 @@ def test_the_evaluation_scores_with_the_fusion(monkeypatch):
     volume = GridVolume(image, np.ones(image.shape, dtype=bool), None, "synthetic", None)
     reconstruction = rng.random(image.shape).astype(np.float32)
     method = tiny_pddpm(PDDPMIQA)
-    monkeypatch.setattr(method, "reconstruct", lambda volume, **options: reconstruction)
+    monkeypatch.setattr(method, "reconstruct_many", lambda volumes, **options: [reconstruction for _ in volumes])
     scored = volume_scorer(method).score(volume)
     np.testing.assert_array_equal(scored.anomaly_map, method.reconstruction_score(image, reconstruction))

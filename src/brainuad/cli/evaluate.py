@@ -11,6 +11,7 @@ from typing import Optional, cast
 import typer
 
 from brainuad.cli.console import user_errors
+from brainuad.cli.inference_options import BATCH_SLICES, LOADER_WORKERS
 
 __all__ = ["evaluate", "split_list"]
 
@@ -65,6 +66,12 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N volumes of every split "
                                                                      "(a quick look, not a result)."),
     device: str = typer.Option("cpu", "--device", help="Device the models run on: cpu, cuda, cuda:1, ..."),
+    devices: int = typer.Option(1, "--devices", min=1,
+                                help="Processes sharing out the volumes of every split, one device each (with "
+                                     "--device cuda: GPUs 0..N-1; with cpu: processes sharing the cores). The "
+                                     "results equal those of one process."),
+    batch_slices: Optional[int] = BATCH_SLICES,
+    workers: int = LOADER_WORKERS,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep model-grid copies of the volumes here "
                                                                        "to load them faster next time."),
     postprocess_order: str = typer.Option("paper", "--postprocess-order",
@@ -88,6 +95,7 @@ def evaluate(
     from rich.table import Table as RichTable
 
     from brainuad.data.layout import LESION_SETS
+    from brainuad.evaluate.inference import Inference
     from brainuad.evaluate.outputs import REPORT_FILE
     from brainuad.evaluate.postprocess import PostProcessing, PostProcessingOrder
     from brainuad.evaluate.rules import threshold_rules
@@ -114,7 +122,8 @@ def evaluate(
         summary = evaluate_runs(
             runs, data, out, sets=chosen_sets, thresholds=thresholds,
             postprocessing=PostProcessing(order=order), lpips_weights=lpips_weights, t_sweep=levels,
-            ablation=not no_ablation, limit=limit, device=device, cache_dir=cache_dir, progress=True)
+            ablation=not no_ablation, limit=limit, inference=Inference(device, batch_slices, workers, devices),
+            cache_dir=cache_dir, progress=True)
     table = segmentation_table(summary, summary.headline)
     shown = RichTable(*table.row_headers, *(column.name for column in table.columns), title=table.title)
     for row in table.rows:

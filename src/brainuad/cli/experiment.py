@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from brainuad.cli.console import console, err_console, user_errors
+from brainuad.cli.inference_options import BATCH_SLICES, LOADER_WORKERS
 
 __all__ = ["experiment"]
 
@@ -37,6 +39,8 @@ def experiment(
     data: Path = typer.Option(..., "--data", help="The data directory (brainuad synth / prepare layout)."),
     out: Path = typer.Option(..., "--out", help="Folder for the runs, results, manifest and report."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
+    batch_slices: Optional[int] = BATCH_SLICES,
+    workers: int = LOADER_WORKERS,
     only: list[str] = typer.Option([], "--only", help="Work on the runs whose key matches this shell pattern "
                                                        "(repeatable or comma-separated, e.g. 'cddpm-*-fold0'); "
                                                        "their pre-trainings come along."),
@@ -52,6 +56,7 @@ def experiment(
     OUT/manifest.json. Calling it again keeps what is finished and resumes what was interrupted;
     a failed run is reported and the rest go on (exit code 1).
     """
+    from brainuad.evaluate.inference import Inference
     from brainuad.experiment.manifest import MANIFEST_FILE, estimate_seconds, read_records
     from brainuad.experiment.plan import plan_experiment
     from brainuad.experiment.run import run_experiment, run_state
@@ -85,7 +90,8 @@ def experiment(
                              else "cost unknown (no earlier run of these models measured in this folder)")
                           + "; evaluation and studies come after.", highlight=False)
             return
-        outcome = run_experiment(plan, device=evaluation_device, say=console.print, progress=True)
+        outcome = run_experiment(plan, inference=Inference(evaluation_device, batch_slices, workers),
+                                 say=console.print, progress=True)
     console.print(f"[bold green]report:[/] {outcome.report.resolve()}\nmanifest: {outcome.manifest.resolve()}")
     if outcome.failures:
         for what, message in outcome.failures.items():

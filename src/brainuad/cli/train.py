@@ -14,7 +14,7 @@ __all__ = ["pretrain", "train"]
 
 
 def _train(config_path: Path, data: Optional[Path], out: Optional[Path], overrides: list[str],
-           detector: bool) -> None:
+           devices: Optional[int], num_nodes: Optional[int], detector: bool) -> None:
     """Train the config's method; ``detector``: the command trains detectors (else pre-trainers)."""
     from brainuad.methods.registry import SPECS, load_config, spec_of
     from brainuad.train import train_run
@@ -23,6 +23,10 @@ def _train(config_path: Path, data: Optional[Path], out: Optional[Path], overrid
         extra = list(overrides or [])
         if data is not None:
             extra.append(f"data.root={data}")
+        if devices is not None:
+            extra.append(f"train.devices={devices}")
+        if num_nodes is not None:
+            extra.append(f"train.num_nodes={num_nodes}")
         config = load_config(config_path, extra)
         if spec_of(config).detector != detector:
             expected = [name for name, spec in SPECS.items() if spec.detector == detector]
@@ -42,6 +46,12 @@ def _train(config_path: Path, data: Optional[Path], out: Optional[Path], overrid
 
 
 _OVERRIDES_HELP = "Config overrides as dotted key=value pairs, e.g. data.fold=2 train.max_epochs=3."
+_DEVICES: Optional[int] = typer.Option(
+    None, "--devices", min=1, help="Devices per machine (sets train.devices): several GPUs (or CPU processes) train "
+                                   "with Lightning's DDP, the batch size per device.")
+_NUM_NODES: Optional[int] = typer.Option(
+    None, "--num-nodes", min=1, help="Machines (sets train.num_nodes); start one process per device on each, e.g. "
+                                     "with srun or torchrun (docs/performance.md).")
 
 
 def train(
@@ -50,6 +60,8 @@ def train(
     data: Optional[Path] = typer.Option(None, help="Data directory (sets data.root)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/METHOD-MODALITY-foldN). "
                                                   "An existing run resumes from its last checkpoint."),
+    devices: Optional[int] = _DEVICES,
+    num_nodes: Optional[int] = _NUM_NODES,
 ) -> None:
     """Train a detector (ddpm, pddpm, cddpm; baselines ae, vae, svae, dae, fanogan, thresh) on healthy slices
     of one IXI fold.
@@ -58,7 +70,7 @@ def train(
     RUN/logs/ (CSV and TensorBoard) and, for diffusion models, RUN/examples.png with the PSNR check at t=500.
     Thresh is fitted in one pass over the training volumes (no checkpoints or logs).
     """
-    _train(config, data, out, overrides or [], detector=True)
+    _train(config, data, out, overrides or [], devices, num_nodes, detector=True)
 
 
 def pretrain(
@@ -66,9 +78,11 @@ def pretrain(
     overrides: Optional[list[str]] = typer.Argument(None, help=_OVERRIDES_HELP, show_default=False),
     data: Optional[Path] = typer.Option(None, help="Data directory (sets data.root)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/spark-MODALITY-foldN)."),
+    devices: Optional[int] = _DEVICES,
+    num_nodes: Optional[int] = _NUM_NODES,
 ) -> None:
     """SparK masked-image pre-training of the cDDPM's encoder on healthy slices.
 
     Writes RUN/encoder.safetensors; name it in a cDDPM config as encoder.pretrained.
     """
-    _train(config, data, out, overrides or [], detector=False)
+    _train(config, data, out, overrides or [], devices, num_nodes, detector=False)

@@ -62,10 +62,15 @@ class HealthySlicesDataModule(L.LightningDataModule):
 
     def _load(self, split: SplitName) -> list[GridVolume]:
         subjects = split_subjects(self.root, "ixi", split, self.fold, self.modality)
-        iterator: Iterable = subjects
-        if self.progress is not None:
-            iterator = self.progress(subjects, f"loading IXI {split} fold {self.fold} ({self.modality})")
-        return [self.cache.load(subject) for subject in iterator]
+        if self.progress is None:
+            return [self.cache.load(subject) for subject in subjects]
+        bar = self.progress(subjects, f"loading IXI {split} fold {self.fold} ({self.modality})")
+        try:
+            return [self.cache.load(subject) for subject in bar]
+        finally:  # stop the bar (and its refresh thread) now, also when a volume cannot be read
+            close = getattr(bar, "close", None)
+            if close is not None:
+                close()
 
     def setup(self, stage: str | None = None) -> None:
         if not self.train_volumes:

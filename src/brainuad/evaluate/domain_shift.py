@@ -40,7 +40,6 @@ from brainuad.evaluate.engine import (
     SplitContext,
     evaluate_healthy,
     evaluate_set,
-    track,
 )
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.protocol import check_sets
@@ -211,31 +210,36 @@ class _KeepSlice(VolumeScorer):
         self.keep = keep
         self.example: ShiftExample | None = None
 
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        scored = self.inner.score(volume)
-        if volume.name == self.keep and scored.reconstruction is not None:
-            axial = int(np.argmax(volume.mask.sum(axis=(0, 1))))
-            self.example = ShiftExample(volume.name, axial, volume.image[..., axial].copy(),
-                                        scored.reconstruction[..., axial].copy())
-        return scored
+    @property
+    def volumes_per_batch(self) -> int:
+        return self.inner.volumes_per_batch
+
+    def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
+        scored_volumes = self.inner.score_many(volumes)
+        for volume, scored in zip(volumes, scored_volumes):
+            if volume.name == self.keep and scored.reconstruction is not None:
+                axial = int(np.argmax(volume.mask.sum(axis=(0, 1))))
+                self.example = ShiftExample(volume.name, axial, volume.image[..., axial].copy(),
+                                            scored.reconstruction[..., axial].copy())
+        return scored_volumes
 
 
 def _histograms(scorer: VolumeScorer, dataset: str, context: SplitContext, contrast: float) -> ShiftHistogram:
     """Mean densities of the shifted test split of ``dataset`` and their reconstructions."""
     sums = DensitySums()
     klds, differences = [], []
-    for subject in track(context.subjects(dataset, "test"), context.bar(dataset, f"histograms x^{contrast:g}"),
-                         context.progress):
-        volume = context.load(subject)
-        reconstruction = scorer.score(volume).reconstruction
-        if reconstruction is None:
-            raise ValueError(f"the histograms need reconstructions; none for {volume.name}")
-        region = volume.mask if volume.seg is None else volume.mask & ~volume.seg
-        if not region.any():
-            continue
-        kld, difference = sums.add(volume.image, reconstruction, region)
-        klds.append(kld)
-        differences.append(difference)
+    with context.scored(scorer, context.subjects(dataset, "test"),
+                        context.bar(dataset, f"histograms x^{contrast:g}")) as stream:
+        for _, volume, scored in stream:
+            reconstruction = scored.reconstruction
+            if reconstruction is None:
+                raise ValueError(f"the histograms need reconstructions; none for {volume.name}")
+            region = volume.mask if volume.seg is None else volume.mask & ~volume.seg
+            if not region.any():
+                continue
+            kld, difference = sums.add(volume.image, reconstruction, region)
+            klds.append(kld)
+            differences.append(difference)
     densities = sums.mean()
     if densities is None:
         raise ValueError(f"no {dataset} test volume has brain voxels outside its lesions")
@@ -247,14 +251,14 @@ def evaluate_domain_shift(method: NoiseLevelReconstructor, data_root: str | Path
                           sets: Sequence[str] | None = None, settings: DomainShiftSettings = DomainShiftSettings(),
                           postprocessing: PostProcessing = PostProcessing(), limit: int | None = None,
                           cache_dir: str | Path | None = None, normalise_on: NormaliseOn = "model_grid",
-                          progress: bool = True) -> DomainShiftRun:
+                          workers: int = 0, progress: bool = True) -> DomainShiftRun:
     """The domain-shift study of one diffusion model (see the module docstring).
 
     Args:
         method: a diffusion model (``reconstruct(volume, t_test=...)``, ``levels()``); a conditioned
             one (``conditioned`` true) also takes ``condition=``.
         data_root: the data directory (or its parent).
-        name, group, method_name, modality, fold, limit, cache_dir, normalise_on, progress: as
+        name, group, method_name, modality, fold, limit, cache_dir, normalise_on, workers, progress: as
             :func:`~brainuad.evaluate.protocol.evaluate_method`.
         sets: lesion sets for Dice and the histograms (default the modality's).
         settings: the conditions.
@@ -280,7 +284,7 @@ def evaluate_domain_shift(method: NoiseLevelReconstructor, data_root: str | Path
     points = []
     for contrast in settings.contrasts:
         context = SplitContext(root, modality, fold, limit, cache, progress, name,
-                               shift=functools.partial(shift_contrast, level=float(contrast)))
+                               shift=functools.partial(shift_contrast, level=float(contrast)), workers=workers)
         for t_test in settings.t_tests:
             for width in widths:
                 suffix = f" (x^{contrast:g}, t={t_test}, width {width:.0%})"
@@ -298,7 +302,7 @@ def evaluate_domain_shift(method: NoiseLevelReconstructor, data_root: str | Path
     default = ResidualScorer(method)
     for contrast in settings.histogram_contrasts:
         context = SplitContext(root, modality, fold, limit, cache, progress, name,
-                               shift=functools.partial(shift_contrast, level=float(contrast)))
+                               shift=functools.partial(shift_contrast, level=float(contrast)), workers=workers)
         for dataset in ("ixi", *chosen_sets):
             histograms.append(_histograms(default, dataset, context, float(contrast)))
     return DomainShiftRun(name=name, group=group or name, method=method_name or type(method).__name__.lower(),

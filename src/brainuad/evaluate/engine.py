@@ -6,8 +6,9 @@ protocol this implements), so memory does not grow with the number of test volum
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -55,6 +56,7 @@ from brainuad.evaluate.results import (
 from brainuad.evaluate.rules import Binarisation, PostProcessingVariant, ThresholdRule, variants_needing
 from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
 from brainuad.evaluate.statistics import MeanStd, mean_std
+from brainuad.evaluate.stream import Shard, scored_volumes
 from brainuad.evaluate.thresholds import Threshold, VoxelPool
 
 HISTOGRAM_BINS = 500
@@ -64,15 +66,17 @@ _EXAMPLE_ROLES = ("best", "median", "worst")
 _Item = TypeVar("_Item")
 
 
-def track(items: Sequence[_Item], description: str, enabled: bool) -> Iterator[_Item]:
-    """Iterate ``items`` with a rich progress bar on stderr when ``enabled``."""
+def track(items: Iterable[_Item], description: str, enabled: bool,
+          total: int | None = None) -> Generator[_Item, None, None]:
+    """Iterate ``items`` (``total`` of them, default ``len(items)``) with a rich progress bar on
+    stderr when ``enabled``."""
     if not enabled:
         yield from items
         return
     from rich.console import Console
     from rich.progress import track
 
-    yield from track(items, description=description, transient=True, console=Console(stderr=True))
+    yield from track(items, description=description, total=total, transient=True, console=Console(stderr=True))
 
 
 def _target(volume: GridVolume, subject: Subject) -> np.ndarray:
@@ -89,6 +93,8 @@ class SplitContext:
     Attributes:
         shift: a change applied to every volume as it is read (the domain-shift study's contrast
             levels), or None; every number is then measured against the changed image.
+        workers: DataLoader workers reading volumes ahead of the model (0: read between batches).
+        shard: this process's share of an evaluation sharded across processes, or None.
     """
 
     data_root: Path
@@ -99,6 +105,8 @@ class SplitContext:
     progress: bool
     run: str
     shift: Callable[[GridVolume], GridVolume] | None = None
+    workers: int = 0
+    shard: Shard | None = None
 
     def bar(self, dataset: str, split: str, suffix: str = "") -> str:
         return f"{self.run}: {dataset} {split}{suffix}"
@@ -116,17 +124,29 @@ class SplitContext:
         volume = self.cache.load(subject)
         return volume if self.shift is None else self.shift(volume)
 
+    @contextlib.contextmanager
+    def scored(self, scorer: VolumeScorer, subjects: Sequence[Subject],
+               description: str) -> Iterator[Iterator[tuple[Subject, GridVolume, ScoredVolume]]]:
+        """The subjects with their volumes and scored volumes, in order, with a progress bar
+        (:func:`~brainuad.evaluate.stream.scored_volumes`); on leaving, even by an error, the
+        progress bar and the loader workers stop at once."""
+        stream = track(scored_volumes(scorer, subjects, self.load, workers=self.workers, shard=self.shard),
+                       description, self.progress, total=len(subjects))
+        try:
+            yield stream
+        finally:
+            stream.close()
+
 
 def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], context: SplitContext,
                   suffix: str) -> dict[PostProcessingVariant, VoxelPool]:
     """Brain voxels of the post-processed maps of the IXI validation volumes of the run's fold."""
     subjects = context.subjects("ixi", "val")
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
-    for subject in track(subjects, context.bar("ixi", f"val fold {context.fold}", suffix), context.progress):
-        volume = context.load(subject)
-        scored = scorer.score(volume)
-        for variant, pool in pools.items():
-            pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), mask=volume.mask)
+    with context.scored(scorer, subjects, context.bar("ixi", f"val fold {context.fold}", suffix)) as stream:
+        for _, volume, scored in stream:
+            for variant, pool in pools.items():
+                pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), mask=volume.mask)
     return pools
 
 
@@ -138,12 +158,11 @@ def _pool_lesion_val(scorer: VolumeScorer, dataset: str, variants: list[PostProc
         return {}, 0
     subjects = context.subjects(dataset, "val")
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
-    for subject in track(subjects, context.bar(dataset, "val", suffix), context.progress):
-        volume = context.load(subject)
-        target = _target(volume, subject)
-        scored = scorer.score(volume)
-        for variant, pool in pools.items():
-            pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), target)
+    with context.scored(scorer, subjects, context.bar(dataset, "val", suffix)) as stream:
+        for subject, volume, scored in stream:
+            target = _target(volume, subject)
+            for variant, pool in pools.items():
+                pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), target)
     return pools, len(subjects)
 
 
@@ -370,9 +389,9 @@ def evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[Binarisation, 
     del pools
     subjects = context.subjects(dataset, "test")
     split = _TestSplit(pairs, {pair: thresholds[pair] for pair in pairs if pair in thresholds}, len(subjects))
-    for subject in track(subjects, context.bar(dataset, "test", suffix), context.progress):
-        volume = context.load(subject)
-        split.add(volume, _target(volume, subject), scorer.score(volume))
+    with context.scored(scorer, subjects, context.bar(dataset, "test", suffix)) as stream:
+        for subject, volume, scored in stream:
+            split.add(volume, _target(volume, subject), scored)
     thresholds.update(split.finish_oracle(f"the {dataset} test split"))
     examples = _example_slices(scorer, subjects, split.volumes, pairs[0], thresholds[pairs[0]],
                                context) if figures else ()
@@ -420,6 +439,25 @@ class _HealthyThresholdTally:
         return tuple(checks)
 
 
+def _healthy_volume(volume: GridVolume, scored: ScoredVolume, lpips: MedicalLpips | None,
+                    tally: _HealthyThresholdTally, densities: DensitySums) -> HealthyVolume:
+    """One healthy test volume's reconstruction quality, its false positives added to ``tally``
+    and its densities to ``densities``."""
+    reconstruction = scored.reconstruction
+    if reconstruction is None:
+        raise ValueError(f"the healthy evaluation needs reconstructions; the scorer gave none for {volume.name}")
+    tally.add(scored.anomaly_map, volume.mask)
+    distance = None
+    if lpips is not None:
+        pair = [torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+                for array in (volume.image, reconstruction)]
+        distance = float(lpips.distance(*pair)[0])
+    kld, entropy_difference = densities.add(volume.image, reconstruction, volume.mask)
+    return HealthyVolume(volume.name, structural_similarity(volume.image, reconstruction),
+                         peak_signal_noise_ratio(volume.image, reconstruction),
+                         l1_error(volume.image, reconstruction, volume.mask), distance, kld, entropy_difference)
+
+
 def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: SplitContext,
                      thresholds: dict[Binarisation, Threshold] | None = None) -> HealthyResult:
     """Reconstruction quality on the healthy IXI test split (one volume at a time), and the realised
@@ -427,24 +465,8 @@ def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: 
     subjects = context.subjects("ixi", "test")
     densities = DensitySums()
     tally = _HealthyThresholdTally(thresholds or {})
-    volumes = []
-    for subject in track(subjects, context.bar("ixi", "test"), context.progress):
-        volume = context.load(subject)
-        scored = scorer.score(volume)
-        reconstruction = scored.reconstruction
-        if reconstruction is None:
-            raise ValueError(f"the healthy evaluation needs reconstructions; the scorer gave none for {volume.name}")
-        tally.add(scored.anomaly_map, volume.mask)
-        distance = None
-        if lpips is not None:
-            pair = [torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
-                    for array in (volume.image, reconstruction)]
-            distance = float(lpips.distance(*pair)[0])
-        kld, entropy_difference = densities.add(volume.image, reconstruction, volume.mask)
-        volumes.append(HealthyVolume(
-            volume.name, structural_similarity(volume.image, reconstruction),
-            peak_signal_noise_ratio(volume.image, reconstruction), l1_error(volume.image, reconstruction, volume.mask),
-            distance, kld, entropy_difference))
+    with context.scored(scorer, subjects, context.bar("ixi", "test")) as stream:
+        volumes = [_healthy_volume(volume, scored, lpips, tally, densities) for _, volume, scored in stream]
     return HealthyResult(
         modality=context.modality, n=len(volumes), ssim=mean_std([v.ssim for v in volumes], ddof=0),
         psnr=mean_std([v.psnr for v in volumes], ddof=0), l1=mean_std([v.l1 for v in volumes], ddof=0),

@@ -72,6 +72,7 @@ from brainuad.evaluate.rules import (
     threshold_rules,
 )
 from brainuad.evaluate.scoring import AnomalyScorer, NoiseLevelReconstructor, ResidualScorer, volume_scorer
+from brainuad.evaluate.stream import Shard
 
 __all__ = ["LPIPS_SKIPPED", "check_levels", "check_sets", "evaluate_method"]
 
@@ -107,7 +108,8 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
                     thresholds: Sequence[str] = ("val-dice",), postprocessing: PostProcessing = PostProcessing(),
                     lpips: MedicalLpips | None = None, t_sweep: Sequence[int] | None = None, ablation: bool = True,
                     limit: int | None = None, cache_dir: str | Path | None = None,
-                    normalise_on: NormaliseOn = "model_grid", progress: bool = True) -> RunResult:
+                    normalise_on: NormaliseOn = "model_grid", workers: int = 0, shard: Shard | None = None,
+                    progress: bool = True) -> RunResult:
     """Evaluate one built method with the full protocol (see the module docstring).
 
     Args:
@@ -131,6 +133,9 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
         cache_dir: on-disk cache of model-grid volumes, or None.
         normalise_on: where intensities are normalised, as the method was trained
             (:func:`~brainuad.data.grid.to_model_grid`).
+        workers: DataLoader workers reading volumes ahead of the model (0: none).
+        shard: this process's share of an evaluation run by several processes
+            (:mod:`~brainuad.evaluate.process_group`), or None; the result is the same.
         progress: show progress bars on stderr.
 
     Raises:
@@ -154,7 +159,8 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
     pairs = binarisations(rules, variants)
     # volumes are read once per split: the cache keeps no copies in memory, so memory stays flat
     cache = GridCache(cache_dir, normalise_on=normalise_on, in_memory=False)
-    context = SplitContext(resolve_data_root(data_root), modality, fold, limit, cache, progress, name)
+    context = SplitContext(resolve_data_root(data_root), modality, fold, limit, cache, progress, name,
+                           workers=workers, shard=shard)
     scorer = volume_scorer(method)
     notes = []
     healthy_thresholds = choose_healthy_thresholds(scorer, pairs, context)

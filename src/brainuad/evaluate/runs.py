@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,17 @@ from brainuad.config import execution_keys
 from brainuad.data.layout import resolve_data_root, splits_digest
 from brainuad.digest import file_digest
 from brainuad.errors import InputError
+from brainuad.evaluate.inference import Inference
 from brainuad.evaluate.outputs import write_evaluation
 from brainuad.evaluate.postprocess import PostProcessing
+from brainuad.evaluate.process_group import EvaluationGroup
 from brainuad.evaluate.protocol import check_levels, check_sets, evaluate_method
 from brainuad.evaluate.reconstruction import MedicalLpips
 from brainuad.evaluate.result_store import load_result, save_result
 from brainuad.evaluate.results import EvaluationSummary, GroupResult, RunResult, to_jsonable
 from brainuad.evaluate.rules import threshold_rules
 from brainuad.evaluate.run_thresholds import run_thresholds, write_run_thresholds
+from brainuad.evaluate.stream import Shard
 from brainuad.evaluate.tables import CONVENTIONS
 from brainuad.lock import FolderLock
 from brainuad.methods.registry import spec_of
@@ -123,7 +127,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
                   sets: Sequence[str] | None = None, thresholds: Sequence[str] = ("val-dice",),
                   postprocessing: PostProcessing = PostProcessing(), lpips_weights: str | Path | None = None,
                   t_sweep: Sequence[int] | None = None, ablation: bool = True, limit: int | None = None,
-                  device: str = "cpu", cache_dir: str | Path | None = None, labels: Sequence[str] | None = None,
+                  inference: Inference = Inference(), cache_dir: str | Path | None = None,
+                  labels: Sequence[str] | None = None,
                   results_dir: str | Path | None = None, on_run: RunTimer | None = None,
                   progress: bool = True) -> EvaluationSummary:
     """Evaluate trained run directories and write every output into ``out_dir``.
@@ -142,7 +147,9 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
         thresholds, postprocessing, t_sweep, ablation, limit, cache_dir, progress: as
             :func:`evaluate_method`.
         lpips_weights: a Med3D weights file for LPIPS, or None (skipped, with a note).
-        device: where the models (and LPIPS) run.
+        inference: where and how the models (and LPIPS) score volumes: device, rows per forward
+            batch, loader workers and processes (:class:`~brainuad.evaluate.inference.Inference`;
+            no setting changes a result).
         labels: the model each run belongs to, one per run (the tables' rows; runs of one label are
             its folds, and may be of both modalities), or None for labels made from the configs
             (the method and the settings telling models apart).
@@ -194,40 +201,60 @@ def evaluate_runs(run_dirs: Sequence[str | Path], data_root: str | Path, out_dir
                     "limit": limit, "data": splits_digest(root), "version": __version__}
         return _evaluate_locked(paths, names, list(labels), configs, root, Path(out_dir), sets=sets,
                                 thresholds=thresholds, postprocessing=postprocessing, lpips_weights=lpips_weights,
-                                t_sweep=t_sweep, ablation=ablation, limit=limit, device=device, cache_dir=cache_dir,
+                                t_sweep=t_sweep, ablation=ablation, limit=limit, inference=inference,
+                                cache_dir=cache_dir,
                                 results_dir=None if results_dir is None else Path(results_dir), settings=settings,
                                 on_run=on_run, progress=progress)
+
+
+@dataclass(frozen=True)
+class _RunJob:
+    """Evaluating one run directory in one process of the evaluation (see
+    :class:`~brainuad.evaluate.process_group.EvaluationGroup`): ``job(device, shard, progress)``."""
+
+    path: Path
+    root: Path
+    name: str
+    label: str
+    inference: Inference
+    options: dict[str, Any]
+    lpips_weights: str | Path | None
+
+    def __call__(self, device: str, shard: Shard | None, progress: bool) -> RunResult:
+        config, method = load_run(self.path, device)
+        lpips = MedicalLpips(self.lpips_weights, device=device) if self.lpips_weights is not None else None
+        return evaluate_method(
+            self.inference.apply(method), self.root, name=self.name, modality=config.data.modality,
+            fold=config.data.fold, group=self.label, method_name=config.method, lpips=lpips,
+            normalise_on=config.data.normalise_on, workers=self.inference.workers, shard=shard, progress=progress,
+            **self.options)
 
 
 def _evaluate_locked(paths: list[Path], names: list[str], labels: list[str], configs: list[Any], root: Path,
                      out_dir: Path, *, sets: Sequence[str] | None, thresholds: Sequence[str],
                      postprocessing: PostProcessing,
                      lpips_weights: str | Path | None, t_sweep: Sequence[int] | None, ablation: bool,
-                     limit: int | None, device: str, cache_dir: str | Path | None, results_dir: Path | None,
+                     limit: int | None, inference: Inference, cache_dir: str | Path | None, results_dir: Path | None,
                      settings: dict[str, Any], on_run: RunTimer | None, progress: bool) -> EvaluationSummary:
     """:func:`evaluate_runs` once its arguments are checked and its folders locked."""
-    lpips = MedicalLpips(lpips_weights, device=device) if lpips_weights is not None else None
+    options = dict(sets=sets, thresholds=thresholds, postprocessing=postprocessing, t_sweep=t_sweep,
+                   ablation=ablation, limit=limit, cache_dir=cache_dir)
     results = []
-    for path, name, label, config in zip(paths, names, labels, configs):
-        stored = None if results_dir is None else results_dir / f"{name.replace('/', '_')}.json"
-        key = {**settings, "name": name, "group": label, "config": config.model_dump(mode="json"),
-               "weights": file_digest(path / spec_of(config).weights_file)}
-        started = time.perf_counter()
-        result = None if stored is None else load_result(stored, RunResult, key)
-        reused = result is not None
-        if result is None:
-            _, method = load_run(path, device)
-            result = evaluate_method(
-                method, root, name=name, modality=config.data.modality, fold=config.data.fold, group=label,
-                method_name=config.method, sets=sets, thresholds=thresholds, postprocessing=postprocessing,
-                lpips=lpips, t_sweep=t_sweep, ablation=ablation, limit=limit, cache_dir=cache_dir,
-                normalise_on=config.data.normalise_on, progress=progress)
-            del method
-            if stored is not None:
-                save_result(stored, result, key)
-        if on_run is not None:
-            on_run(name, result, time.perf_counter() - started, reused)
-        results.append(result)
+    with EvaluationGroup(inference) as group:
+        for path, name, label, config in zip(paths, names, labels, configs):
+            stored = None if results_dir is None else results_dir / f"{name.replace('/', '_')}.json"
+            key = {**settings, "name": name, "group": label, "config": config.model_dump(mode="json"),
+                   "weights": file_digest(path / spec_of(config).weights_file)}
+            started = time.perf_counter()
+            result = None if stored is None else load_result(stored, RunResult, key)
+            reused = result is not None
+            if result is None:
+                result = group.run(_RunJob(path, root, name, label, inference, options, lpips_weights), progress)
+                if stored is not None:
+                    save_result(stored, result, key)
+            if on_run is not None:
+                on_run(name, result, time.perf_counter() - started, reused)
+            results.append(result)
     summary = summarise(results)
     files = write_evaluation(summary, out_dir)
     for path, result in zip(paths, results):

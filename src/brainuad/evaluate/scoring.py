@@ -11,6 +11,7 @@ else the method's own map; every volume costs one model call.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -18,11 +19,12 @@ import numpy as np
 import torch
 
 from brainuad.checks import check_fraction
-from brainuad.data.grid import GridVolume
+from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
 from brainuad.methods.base import residual
 
 __all__ = [
     "AnomalyScorer",
+    "BatchReconstructor",
     "ConditionedReconstructor",
     "MapScorer",
     "NoiseLevelReconstructor",
@@ -70,6 +72,24 @@ class NoiseLevelReconstructor(Protocol):
 
 
 @runtime_checkable
+class BatchReconstructor(Protocol):
+    """A diffusion method that reconstructs several volumes in shared forward batches:
+    ``reconstruct_many(volumes, t_test=t, conditions=images)`` equals ``reconstruct`` of each;
+    ``passes_per_slice(levels, height, width)`` denoiser passes a slice costs, and
+    ``forward_batch`` the rows of one forward batch."""
+
+    @property
+    def forward_batch(self) -> int: ...
+
+    def reconstruct_many(self, volumes: Sequence[GridVolume], *, t_test: int | None = None,
+                         conditions: Sequence[np.ndarray] | None = None) -> list[np.ndarray]: ...
+
+    def levels(self, t_test: int | None = None) -> tuple[int, ...]: ...
+
+    def passes_per_slice(self, levels: Sequence[int], height: int, width: int) -> int: ...
+
+
+@runtime_checkable
 class ConditionedReconstructor(Protocol):
     """A conditioned diffusion method (``conditioned`` true): its encoder may be given another
     image than the input, ``reconstruct(volume, t_test=t, condition=image)``."""
@@ -94,21 +114,31 @@ class ScoredVolume:
 
 
 class VolumeScorer(ABC):
-    """Turns a model-grid volume into a :class:`ScoredVolume` (one model call per volume)."""
+    """Turns model-grid volumes into :class:`ScoredVolume` s (one model call per volume)."""
+
+    @property
+    def volumes_per_batch(self) -> int:
+        """How many volumes :meth:`score_many` is best given at once (their slices share forward batches)."""
+        return 1
 
     @abstractmethod
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        """The scored volume (arrays of the volume's shape)."""
+    def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
+        """The scored volumes, in order (arrays of each volume's shape)."""
+
+    def score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
+        """Score ``volumes`` without gradients and check the shapes."""
+        with torch.no_grad():
+            scored_volumes = self._score_many(volumes)
+        for volume, scored in zip(volumes, scored_volumes, strict=True):
+            for name, array in (("anomaly map", scored.anomaly_map), ("reconstruction", scored.reconstruction)):
+                if array is not None and array.shape != volume.image.shape:
+                    raise ValueError(f"the method's {name} of {volume.name} has shape {array.shape}, "
+                                     f"expected {volume.image.shape}")
+        return scored_volumes
 
     def score(self, volume: GridVolume) -> ScoredVolume:
-        """Score ``volume`` without gradients and check the shapes."""
-        with torch.no_grad():
-            scored = self._score(volume)
-        for name, array in (("anomaly map", scored.anomaly_map), ("reconstruction", scored.reconstruction)):
-            if array is not None and array.shape != volume.image.shape:
-                raise ValueError(f"the method's {name} of {volume.name} has shape {array.shape}, "
-                                 f"expected {volume.image.shape}")
-        return scored
+        """:meth:`score_many` of one volume."""
+        return self.score_many([volume])[0]
 
 
 def crop_width(image: np.ndarray, width: float) -> np.ndarray:
@@ -151,21 +181,40 @@ class ResidualScorer(VolumeScorer):
         self.t_test = t_test
         self.conditioning_width = conditioning_width
 
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        if self.conditioning_width < 1.0 and isinstance(self.method, ConditionedReconstructor):
-            reconstruction = self.method.reconstruct(volume, t_test=self.t_test,
-                                                     condition=crop_width(volume.image, self.conditioning_width))
-        elif self.t_test is None:
-            reconstruction = self.method.reconstruct(volume)
-        elif isinstance(self.method, NoiseLevelReconstructor):
-            reconstruction = self.method.reconstruct(volume, t_test=self.t_test)
-        else:
-            raise ValueError(f"t_test={self.t_test!r} needs a diffusion method, got {type(self.method).__name__}")
-        reconstruction = np.asarray(reconstruction, dtype=np.float32)
-        if isinstance(self.method, ScoringReconstructor):
-            return ScoredVolume(np.asarray(self.method.reconstruction_score(volume.image, reconstruction),
-                                           dtype=np.float32), reconstruction)
-        return ScoredVolume(residual(volume.image, reconstruction), reconstruction)
+    @property
+    def volumes_per_batch(self) -> int:
+        """Volumes whose denoiser passes fill one forward batch of a :class:`BatchReconstructor` (at least 1)."""
+        if not isinstance(self.method, BatchReconstructor):
+            return 1
+        depth, height, width = MODEL_GRID_SHAPE[2], MODEL_GRID_SHAPE[0], MODEL_GRID_SHAPE[1]
+        rows = depth * self.method.passes_per_slice(self.method.levels(self.t_test), height, width)
+        return max(1, self.method.forward_batch // rows)
+
+    def _reconstruct(self, volumes: Sequence[GridVolume]) -> list[np.ndarray]:
+        conditions = None
+        if self.conditioning_width < 1.0:
+            conditions = [crop_width(volume.image, self.conditioning_width) for volume in volumes]
+        if isinstance(self.method, BatchReconstructor):
+            return self.method.reconstruct_many(volumes, t_test=self.t_test, conditions=conditions)
+        if isinstance(self.method, ConditionedReconstructor) and conditions is not None:
+            return [self.method.reconstruct(volume, t_test=self.t_test, condition=condition)
+                    for volume, condition in zip(volumes, conditions)]
+        if self.t_test is None:
+            return [self.method.reconstruct(volume) for volume in volumes]
+        if isinstance(self.method, NoiseLevelReconstructor):
+            return [self.method.reconstruct(volume, t_test=self.t_test) for volume in volumes]
+        raise ValueError(f"t_test={self.t_test!r} needs a diffusion method, got {type(self.method).__name__}")
+
+    def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
+        scored = []
+        for volume, reconstruction in zip(volumes, self._reconstruct(volumes), strict=True):
+            reconstruction = np.asarray(reconstruction, dtype=np.float32)
+            if isinstance(self.method, ScoringReconstructor):
+                score = np.asarray(self.method.reconstruction_score(volume.image, reconstruction), dtype=np.float32)
+            else:
+                score = residual(volume.image, reconstruction)
+            scored.append(ScoredVolume(score, reconstruction))
+        return scored
 
 
 class MapScorer(VolumeScorer):
@@ -174,8 +223,9 @@ class MapScorer(VolumeScorer):
     def __init__(self, method: AnomalyScorer) -> None:
         self.method = method
 
-    def _score(self, volume: GridVolume) -> ScoredVolume:
-        return ScoredVolume(np.asarray(self.method.anomaly_map(volume), dtype=np.float32), None)
+    def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
+        return [ScoredVolume(np.asarray(self.method.anomaly_map(volume), dtype=np.float32), None)
+                for volume in volumes]
 
 
 def volume_scorer(method: AnomalyScorer) -> VolumeScorer:

@@ -23,6 +23,7 @@ from typing import Any
 from brainuad.digest import file_digest
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.domain_shift import DomainShiftRun, evaluate_domain_shift
+from brainuad.evaluate.inference import Inference
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.result_store import load_result, save_result
 from brainuad.evaluate.results import EvaluationSummary, RunResult, to_jsonable
@@ -125,7 +126,7 @@ def _train(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, say: Say,
         manifest.write()
 
 
-def _evaluate(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, device: str, say: Say,
+def _evaluate(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, inference: Inference, say: Say,
               progress: bool) -> None:
     runs = [run for run in plan.chosen if run.kind == "model" and manifest.runs[run.key].state == "finished"]
     if not runs:
@@ -154,7 +155,7 @@ def _evaluate(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, device
             [run.run_dir for run in runs], plan.data_root, plan.out / EVALUATION, thresholds=settings.thresholds,
             postprocessing=PostProcessing(order=settings.postprocess_order), lpips_weights=lpips,
             t_sweep=plan.experiment.studies.t_test, ablation=plan.experiment.studies.ablation, limit=settings.limit,
-            device=device, cache_dir=plan.out / CACHE, labels=[run.label for run in runs],
+            inference=inference, cache_dir=plan.out / CACHE, labels=[run.label for run in runs],
             results_dir=plan.out / RESULTS, on_run=timed, progress=progress)
     except Exception as error:  # reported; the studies and the report still run
         outcome.failures["evaluation"] = _message(error)
@@ -171,7 +172,7 @@ def _shift_key(plan: Plan, manifest: Manifest, run: PlannedRun) -> dict[str, Any
             "data": manifest.header["data"]["splits_digest"], "version": __version__, "group": run.label}
 
 
-def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, device: str, say: Say,
+def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, inference: Inference, say: Say,
                   progress: bool) -> None:
     study = plan.experiment.studies.domain_shift
     if study is None:
@@ -195,7 +196,8 @@ def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, de
             record.domain_shift_reused = result is not None
             if result is None:
                 say(f"{prefix}: {len(study.contrasts)} contrast levels x {len(study.t_tests)} noise levels")
-                _, method = load_run(run.run_dir, device)
+                _, loaded = load_run(run.run_dir, inference.device)
+                method = inference.apply(loaded)
                 if not isinstance(method, NoiseLevelReconstructor):
                     raise TypeError(f"{run.key} is not a diffusion model")
                 result = evaluate_domain_shift(
@@ -203,7 +205,7 @@ def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, de
                     method_name=run.config.method, settings=study.settings(),
                     postprocessing=PostProcessing(order=plan.experiment.evaluation.postprocess_order),
                     limit=plan.experiment.evaluation.limit, cache_dir=plan.out / CACHE,
-                    normalise_on=run.config.data.normalise_on, progress=progress)
+                    normalise_on=run.config.data.normalise_on, workers=inference.workers, progress=progress)
                 save_result(stored, result, key)
                 record.domain_shift_seconds = round(time.perf_counter() - started, 2)
                 say(f"      done in {record.domain_shift_seconds / 60:.1f} min")
@@ -216,12 +218,14 @@ def _domain_shift(plan: Plan, manifest: Manifest, outcome: ExperimentOutcome, de
         manifest.write()
 
 
-def run_experiment(plan: Plan, *, device: str = "cpu", say: Say = print, progress: bool = True) -> ExperimentOutcome:
+def run_experiment(plan: Plan, *, inference: Inference = Inference(), say: Say = print,
+                   progress: bool = True) -> ExperimentOutcome:
     """Train, evaluate, study and report the selected runs of ``plan`` (see the module docstring).
 
     Args:
         plan: the plan (:func:`~brainuad.experiment.plan.plan_experiment`).
-        device: where evaluation and the studies run (training follows each config's accelerator).
+        inference: where and how evaluation and the studies score volumes (training follows each
+            config's accelerator); the domain-shift study runs in one process.
         say: where progress lines go.
         progress: show progress bars.
 
@@ -233,8 +237,8 @@ def run_experiment(plan: Plan, *, device: str = "cpu", say: Say = print, progres
         outcome = ExperimentOutcome(plan.out / "report.html", manifest.path)
         stages: list[tuple[str, Callable[[], None]]] = [
             ("training", lambda: _train(plan, manifest, outcome, say, progress)),
-            ("evaluation", lambda: _evaluate(plan, manifest, outcome, device, say, progress)),
-            ("domain_shift", lambda: _domain_shift(plan, manifest, outcome, device, say, progress)),
+            ("evaluation", lambda: _evaluate(plan, manifest, outcome, inference, say, progress)),
+            ("domain_shift", lambda: _domain_shift(plan, manifest, outcome, inference, say, progress)),
         ]
         for stage, work in stages:
             started = time.perf_counter()

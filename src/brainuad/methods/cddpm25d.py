@@ -122,12 +122,14 @@ class CDDPM25D(CDDPM):
         (:func:`neighbour_stacks`)."""
         return neighbour_stacks(volume_slices(condition), self.neighbours)
 
-    def reconstruct(self, volume: VolumeLike, *, t_test: int | None = None, ensemble: Sequence[int] | None = None,
-                    condition: VolumeLike | None = None) -> np.ndarray:
-        """As :meth:`~brainuad.methods.ddpm.DDPM.reconstruct`; the encoder sees the stacks of
-        ``condition`` if given, else of ``volume``. Returns (X, Y, Z) float32 in [0, 1]."""
-        return super().reconstruct(volume, t_test=t_test, ensemble=ensemble,
-                                   condition=volume if condition is None else condition)
+    def reconstruct_many(self, volumes: Sequence[VolumeLike], *, t_test: int | None = None,
+                         ensemble: Sequence[int] | None = None,
+                         conditions: Sequence[VolumeLike] | None = None) -> list[np.ndarray]:
+        """As :meth:`~brainuad.methods.ddpm.DDPM.reconstruct_many`; each volume's encoder sees the
+        stacks of its condition if given, else of the volume. Returns per volume (X, Y, Z) float32
+        in [0, 1]."""
+        return super().reconstruct_many(volumes, t_test=t_test, ensemble=ensemble,
+                                        conditions=volumes if conditions is None else conditions)
 
 
 class StackEncoderConfig(EncoderConfig):

@@ -7,6 +7,7 @@ levels (the ensemble, fresh noise each) are averaged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -15,14 +16,20 @@ from torch import Tensor
 
 from brainuad.config import DiffusionConfig, RunConfigBase, UNetConfig
 from brainuad.image_range import to_image_range, to_model_range
-from brainuad.methods.base import ReconstructionMethod, VolumeLike, volume_slices
+from brainuad.methods.base import (
+    ReconstructionMethod,
+    VolumeLike,
+    slices_to_volume,
+    volume_noise_seed,
+    volume_slices,
+)
 from brainuad.methods.components import build_noise, build_unet
 from brainuad.methods.diffusion import DiffusionSchedule
 from brainuad.methods.spec import MethodSpec
 from brainuad.nn.unet import UNet
 from brainuad.noise import NoiseSampler
 
-__all__ = ["DDPM", "DDPMRunConfig", "DDPM_SPEC", "diffusion_options"]
+__all__ = ["DDPM", "DDPMRunConfig", "DDPM_SPEC", "OneStepPass", "SliceGroup", "diffusion_options"]
 
 
 class DDPM(ReconstructionMethod):
@@ -38,7 +45,8 @@ class DDPM(ReconstructionMethod):
     """
 
     def __init__(self, unet: UNet, noise: NoiseSampler, schedule: DiffusionSchedule, *, t_test: int = 500,
-                 ensemble: Sequence[int] | None = None, inference_batch_size: int = 64, seed: int = 0) -> None:
+                 ensemble: Sequence[int] | None = None, inference_batch_size: int | None = None,
+                 seed: int = 0) -> None:
         super().__init__(inference_batch_size, seed)
         self.unet = unet
         self.noise = noise
@@ -89,6 +97,66 @@ class DDPM(ReconstructionMethod):
             return (self.schedule.check_level(t_test),)
         return self.ensemble or (self.t_test,)
 
+    def one_step_passes(self, x0: Tensor, levels: Sequence[int],
+                        generator: torch.Generator | None = None) -> list[OneStepPass]:
+        """The one-step denoising passes that reconstruct slices ``x0`` ((N, 1, H, W), model range):
+        one per level, each with fresh noise drawn from ``generator`` in level order."""
+        passes = []
+        for level in levels:
+            t = torch.full((x0.shape[0],), level, device=x0.device, dtype=torch.long)
+            passes.append(OneStepPass(self.schedule.q_sample(x0, t, self._noise_like(x0, generator)), level))
+        return passes
+
+    def passes_per_slice(self, levels: Sequence[int], height: int, width: int) -> int:
+        """How many denoiser passes one (height, width) slice costs at ``levels`` (:meth:`one_step_passes`)."""
+        return len(levels)
+
+    def reconstruct_groups(self, groups: Sequence[SliceGroup], levels: Sequence[int]) -> list[Tensor]:
+        """Reconstruct several groups of slices (e.g. the axial slices of several volumes) with the
+        denoiser's passes of all groups and all levels batched together, :attr:`forward_batch`
+        rows per forward pass.
+
+        Each group's noise comes from its own generator in the order of :meth:`one_step_passes`,
+        so a group's reconstruction does not depend on the other groups or on the batch size
+        (up to floating-point rounding of the batched convolutions).
+
+        Args:
+            groups: the slices, each group on the method's device.
+            levels: noise levels in 1..T; the reconstructions at each are averaged (each clamped
+                to [0, 1]).
+
+        Returns:
+            per group, (N, 1, H, W) in [0, 1].
+        """
+        plans = []
+        for group in groups:
+            x0 = to_model_range(group.images)
+            plans.append((self._context_of(x0, group.condition), self.one_step_passes(x0, levels, group.generator)))
+        rows = [(index, group_pass) for index, (_, passes) in enumerate(plans) for group_pass in passes]
+        outputs = self._denoise_rows(rows, [context for context, _ in plans])
+        totals = [torch.zeros_like(group.images) for group in groups]
+        for (index, group_pass), output in zip(rows, outputs, strict=True):
+            image = to_image_range(output)
+            totals[index] += image if group_pass.region is None else torch.where(group_pass.region, image, 0.0)
+        return [total / len(levels) for total in totals]
+
+    def _denoise_rows(self, rows: list[tuple[int, OneStepPass]], contexts: list[Tensor | None]) -> list[Tensor]:
+        """The denoiser's x0 of every pass in ``rows`` ((group index, pass)), the slices of all
+        passes concatenated and cut into forward batches of :attr:`forward_batch`; per pass
+        (N, 1, H, W) in model range."""
+        if not rows:
+            return []
+        x_t = torch.cat([group_pass.x_t for _, group_pass in rows])
+        t = torch.cat([torch.full((len(group_pass.x_t),), group_pass.level, device=x_t.device, dtype=torch.long)
+                       for _, group_pass in rows])
+        given = [contexts[index] for index, _ in rows]
+        context = None if given[0] is None else torch.cat([c for c in given if c is not None])
+        step = self.forward_batch
+        predicted = torch.cat([
+            self.unet(x_t[start:start + step].contiguous(memory_format=torch.channels_last), t[start:start + step],
+                      None if context is None else context[start:start + step]) for start in range(0, len(x_t), step)])
+        return list(predicted.split([len(group_pass.x_t) for _, group_pass in rows]))
+
     def reconstruct_at(self, images: Tensor, levels: Sequence[int], generator: torch.Generator | None = None,
                        condition: Tensor | None = None) -> Tensor:
         """Mean of the one-step reconstructions at each level (fresh noise each, each clamped to [0, 1]).
@@ -103,14 +171,7 @@ class DDPM(ReconstructionMethod):
         Returns:
             (N, 1, H, W) in [0, 1].
         """
-        x0 = to_model_range(images)
-        context = self._context_of(x0, condition)
-        total = torch.zeros_like(images)
-        for level in levels:
-            t = torch.full((x0.shape[0],), level, device=x0.device, dtype=torch.long)
-            x_t = self.schedule.q_sample(x0, t, self._noise_like(x0, generator))
-            total += to_image_range(self.unet(x_t, t, context))
-        return total / len(levels)
+        return self.reconstruct_groups([SliceGroup(images, generator, condition)], levels)[0]
 
     def reconstruct_slices(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.reconstruct_at(images, self.levels(), generator)
@@ -122,7 +183,7 @@ class DDPM(ReconstructionMethod):
 
     def reconstruct(self, volume: VolumeLike, *, t_test: int | None = None,
                     ensemble: Sequence[int] | None = None, condition: VolumeLike | None = None) -> np.ndarray:
-        """Reconstruct all axial slices of a model-grid volume, one forward pass per slice and level.
+        """Reconstruct all axial slices of a model-grid volume in one step from each test level.
 
         Args:
             volume: a GridVolume or (X, Y, Z) array in [0, 1].
@@ -134,9 +195,83 @@ class DDPM(ReconstructionMethod):
         Returns:
             (X, Y, Z) float32 in [0, 1].
         """
+        return self.reconstruct_many([volume], t_test=t_test, ensemble=ensemble,
+                                     conditions=None if condition is None else [condition])[0]
+
+    @torch.no_grad()
+    def reconstruct_many(self, volumes: Sequence[VolumeLike], *, t_test: int | None = None,
+                         ensemble: Sequence[int] | None = None,
+                         conditions: Sequence[VolumeLike] | None = None) -> list[np.ndarray]:
+        """:meth:`reconstruct` of several volumes, their slices and levels batched together
+        (:meth:`reconstruct_groups`); each volume's noise is seeded by its voxels
+        (:func:`~brainuad.methods.base.volume_noise_seed`), so the result equals reconstructing
+        each alone.
+
+        Args:
+            conditions: per volume, the volume its encoder sees, or None.
+
+        Returns:
+            per volume, (X, Y, Z) float32 in [0, 1].
+        """
+        if conditions is not None and len(conditions) != len(volumes):
+            raise ValueError(f"{len(conditions)} conditions for {len(volumes)} volumes")
         levels = self.levels(t_test, ensemble)
-        return self._map_slices(volume, lambda batch, generator, given: self.reconstruct_at(
-            batch, levels, generator, given), None if condition is None else self.condition_slices(condition))
+        was_training = self.training
+        self.eval()
+        groups = []
+        for index, volume in enumerate(volumes):
+            slices = volume_slices(volume)
+            condition = None if conditions is None else self.condition_slices(conditions[index])
+            if condition is not None and (condition.shape[0], *condition.shape[2:]) != (slices.shape[0],
+                                                                                           *slices.shape[2:]):
+                raise ValueError(f"the condition's slices {tuple(condition.shape)} do not match the volume's "
+                                 f"{tuple(slices.shape)}")
+            generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
+            groups.append(SliceGroup(_on(slices, self.device), generator,
+                                     None if condition is None else _on(condition, self.device)))
+        reconstructions = [slices_to_volume(output) for output in self.reconstruct_groups(groups, levels)]
+        self.train(was_training)
+        return reconstructions
+
+
+def _on(slices: Tensor, device: torch.device) -> Tensor:
+    """(N, C, H, W) slices on ``device``, channels-last (the layout the networks run fastest in);
+    copied to a GPU from pinned memory without blocking."""
+    if device.type == "cuda":
+        return slices.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return slices.to(device).contiguous(memory_format=torch.channels_last)
+
+
+@dataclass(frozen=True)
+class OneStepPass:
+    """One denoiser pass over a group's slices.
+
+    Attributes:
+        x_t: (N, 1, H, W) the noised slices, model range.
+        level: the noise level t of every slice.
+        region: (1, H, W) bool, where the pass's reconstruction counts (the pDDPM's patch), or
+            None: everywhere.
+    """
+
+    x_t: Tensor
+    level: int
+    region: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class SliceGroup:
+    """Slices reconstructed together with one noise generator (one volume's axial slices).
+
+    Attributes:
+        images: (N, 1, H, W) in [0, 1].
+        generator: the group's noise generator (None: torch's default).
+        condition: (N, C, H, W) in [0, 1], what the conditioning encoder sees instead of
+            ``images``, or None.
+    """
+
+    images: Tensor
+    generator: torch.Generator | None
+    condition: Tensor | None = None
 
 
 class DDPMRunConfig(RunConfigBase):

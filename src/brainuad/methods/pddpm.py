@@ -15,9 +15,9 @@ from pydantic import Field
 from torch import Tensor
 
 from brainuad.config import DiffusionConfig, RunConfigBase, Section, UNetConfig
-from brainuad.image_range import to_image_range, to_model_range
+from brainuad.image_range import to_model_range
 from brainuad.methods.components import build_noise, build_unet
-from brainuad.methods.ddpm import DDPM, diffusion_options
+from brainuad.methods.ddpm import DDPM, OneStepPass, diffusion_options
 from brainuad.methods.diffusion import DiffusionSchedule
 from brainuad.methods.spec import MethodSpec
 from brainuad.nn.unet import UNet
@@ -67,19 +67,21 @@ class PDDPM(DDPM):
         error = (self.unet(x_t, t, self.context(x0)) - x0).abs()
         return error[chosen.expand_as(error)].mean()
 
-    def reconstruct_at(self, images: Tensor, levels: Sequence[int], generator: torch.Generator | None = None,
-                       condition: Tensor | None = None) -> Tensor:
-        """Tiled patch-wise reconstructions averaged over ``levels``: (N, 1, H, W) in [0, 1] -> same
-        (unconditioned: ``condition`` is ignored)."""
-        x0 = to_model_range(images)
+    def one_step_passes(self, x0: Tensor, levels: Sequence[int],
+                        generator: torch.Generator | None = None) -> list[OneStepPass]:
+        """Per level, per patch: that patch noised (fresh noise each), the rest clean; the pass's
+        reconstruction counts on its patch only, so the patches tile each level's slice."""
         masks = patch_masks(x0.shape[-2], x0.shape[-1], self.patch_size, x0.device)
-        total = torch.zeros_like(images)
+        passes = []
         for level in levels:
             t = torch.full((x0.shape[0],), level, device=x0.device, dtype=torch.long)
             for mask in masks:
                 x_t = torch.where(mask, self.schedule.q_sample(x0, t, self._noise_like(x0, generator)), x0)
-                total += torch.where(mask, to_image_range(self.unet(x_t, t, self.context(x0))), 0.0)
-        return total / len(levels)
+                passes.append(OneStepPass(x_t, level, mask))
+        return passes
+
+    def passes_per_slice(self, levels: Sequence[int], height: int, width: int) -> int:
+        return len(levels) * (height // self.patch_size) * (width // self.patch_size)
 
 
 class PatchConfig(Section):

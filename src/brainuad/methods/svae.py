@@ -108,7 +108,7 @@ class SequenceVAE(ReconstructionMethod):
         starts = window_starts(len(images), self.stack_size).to(images.device)
         unique = starts.unique()
         windows = torch.stack([images[start:start + self.stack_size, 0] for start in unique.tolist()])
-        outputs = torch.cat([self.reconstruct_stacks(batch) for batch in windows.split(self.inference_batch_size)])
+        outputs = torch.cat([self.reconstruct_stacks(batch) for batch in windows.split(self.forward_batch)])
         window_of_slice = torch.searchsorted(unique, starts)
         offset = torch.arange(len(images), device=images.device) - starts
         return outputs[window_of_slice, offset][:, None]

@@ -1,0 +1,116 @@
+"""The scored volumes of one split, in split order, as the evaluation engine consumes them.
+
+Volumes are read and brought to the model grid by DataLoader workers while the model scores the
+previous ones, scored several at a time (their slices and noise levels share forward batches:
+:attr:`~brainuad.evaluate.scoring.VolumeScorer.volumes_per_batch`), and, when the evaluation runs
+in several processes (:class:`Shard`), each process scores its share of every batch and all
+processes receive every scored volume. The engine then reduces the same volumes in the same order
+in every process, so its numbers equal those of one process exactly (each volume's test-time
+noise depends on the volume alone, never on the batch it was scored in).
+
+Memory holds one batch of volumes per process (times the loader's prefetch), whatever the split's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+
+from brainuad.data.grid import GridVolume
+from brainuad.data.layout import Subject
+from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
+
+__all__ = ["Shard", "scored_volumes"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place among the processes of a sharded evaluation (an initialised
+    ``torch.distributed`` process group of ``world`` ranks)."""
+
+    rank: int
+    world: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"rank {self.rank!r} must lie in 0..{self.world - 1}")
+
+    @classmethod
+    def of_process_group(cls) -> "Shard | None":
+        """The shard of the initialised default process group, or None without one (or with one process)."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return None
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    def share(self, count: int) -> range:
+        """The positions of a batch of ``count`` volumes this rank scores: every ``world``-th from ``rank``."""
+        return range(self.rank, count, self.world)
+
+    def gather(self, count: int, scored: list[ScoredVolume]) -> list[ScoredVolume]:
+        """Every rank's scored volumes of a batch of ``count``, back in batch order (a collective:
+        every rank calls it with its own :meth:`share` scored)."""
+        shares: list[list[ScoredVolume] | None] = [None] * self.world
+        dist.all_gather_object(shares, scored)
+        ordered: list[ScoredVolume | None] = [None] * count
+        for rank, share in enumerate(shares):
+            if share is None:
+                raise RuntimeError(f"rank {rank} sent no scored volumes")
+            for position, volume in zip(range(rank, count, self.world), share, strict=True):
+                ordered[position] = volume
+        return [volume for volume in ordered if volume is not None]
+
+
+class _Volumes(Dataset):
+    """The split's subjects, each read by ``load`` (in a loader worker); a read that fails yields
+    None, and the main process reads that subject again to raise its error there."""
+
+    def __init__(self, subjects: Sequence[Subject], load: Callable[[Subject], GridVolume]) -> None:
+        self.subjects = list(subjects)
+        self.load = load
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __getitem__(self, index: int) -> GridVolume | None:
+        try:
+            return self.load(self.subjects[index])
+        except Exception:  # noqa: BLE001 -- raised again, with its own type, in the main process
+            return None
+
+
+def _unbatched(items: list[GridVolume | None]) -> list[GridVolume | None]:
+    return items
+
+
+def scored_volumes(scorer: VolumeScorer, subjects: Sequence[Subject], load: Callable[[Subject], GridVolume], *,
+                   workers: int = 0, shard: Shard | None = None) -> Iterator[tuple[Subject, GridVolume, ScoredVolume]]:
+    """Each subject with its volume and scored volume, in the order of ``subjects``.
+
+    Args:
+        scorer: scores batches of :attr:`~brainuad.evaluate.scoring.VolumeScorer.volumes_per_batch`
+            volumes (per process).
+        load: reads a subject's model-grid volume (picklable when ``workers`` > 0).
+        workers: DataLoader worker processes reading volumes ahead (0: read in this process).
+        shard: this process's share of a sharded evaluation, or None (one process scores all).
+
+    Raises:
+        whatever ``load`` raises for a subject that cannot be read (in this process, with its own type).
+    """
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers!r}")
+    world = 1 if shard is None else shard.world
+    per_batch = scorer.volumes_per_batch * world
+    loader = DataLoader(_Volumes(subjects, load), batch_size=per_batch, collate_fn=_unbatched, num_workers=workers,
+                        prefetch_factor=2 if workers else None, pin_memory=False)
+    for start, volumes in zip(range(0, len(subjects), per_batch), loader, strict=True):
+        batch = subjects[start:start + per_batch]
+        read = [volume if volume is not None else load(subject) for subject, volume in zip(batch, volumes)]
+        if shard is None:
+            scored = scorer.score_many(read)
+        else:
+            scored = shard.gather(len(read), scorer.score_many([read[i] for i in shard.share(len(read))]))
+        yield from zip(batch, read, scored, strict=True)
+
