@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
-import resource
 import time
 from pathlib import Path
 
@@ -54,12 +53,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "src" / "brainuad" / "configs"
 THRESHOLD = 0.1  # fixed binarisation threshold of both evaluation paths
 
 
-def build(method: str, size: str, device: torch.device) -> DDPM:
-    """The paper-size (``size="paper"``) or tiny test-config network of ``method``, untrained,
-    channels-last on ``device``."""
+def build(method: str, size: str, device: torch.device, authors: bool = False) -> DDPM:
+    """The paper-size (``size="paper"``) or tiny test-config network of ``method``, untrained, on
+    ``device``: channels-last as brainuad runs it, or (``authors``) in the default contiguous
+    layout, as the authors' code does. The same seed gives both the same weights."""
     config = parse_config({"method": method}) if size == "paper" else load_config(CONFIGS / "tiny" / f"{method}.yaml")
+    torch.manual_seed(0)
     model = build_detector(config, load_pretrained=False).to(device)
-    return model.to(memory_format=torch.channels_last).eval()  # type: ignore[no-any-return]
+    layout = torch.contiguous_format if authors else torch.channels_last
+    return model.to(memory_format=layout).eval()  # type: ignore[no-any-return]
 
 
 def synchronise(device: torch.device) -> None:
@@ -174,7 +176,7 @@ def evaluation_run(size: str, device: str, volumes: int, batch_slices: int | Non
                    authors: bool, threads: int) -> tuple[float, float, float]:
     """(seconds, peak memory in MiB, mean Dice) of one evaluation path in this (fresh) process."""
     torch.set_num_threads(threads)
-    method = build("cddpm", size, torch.device(device))
+    method = build("cddpm", size, torch.device(device), authors=authors)
     if batch_slices is not None:
         method.inference_batch_size = batch_slices
     post = PostProcessing()
@@ -201,8 +203,9 @@ def evaluation_run(size: str, device: str, volumes: int, batch_slices: int | Non
     seconds = time.perf_counter() - start
     if torch.device(device).type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+    else:  # this process's high-water mark (ru_maxrss would include the parent's, kept across exec)
+        status = Path("/proc/self/status").read_text()
+        peak = float(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 2**10
     return seconds, peak, float(np.nanmean(dice))
 
 
@@ -255,6 +258,7 @@ def main() -> None:
             del method
 
     method = build("cddpm", size, device)
+    authors_method = build("cddpm", size, device, authors=True)
     if args.batch_slices is not None:
         method.inference_batch_size = args.batch_slices
     sample = [synthetic_volume(index) for index in range(min(volumes, 4))]
@@ -266,16 +270,19 @@ def main() -> None:
         method.reconstruct_many(sample)
         synchronise(device)
         batched = passes / (time.perf_counter() - start)
+        _authors_reconstruction(authors_method, sample[0].image, 0)  # warm-up
+        synchronise(device)
         start = time.perf_counter()
         for index, volume in enumerate(sample):
-            _authors_reconstruction(method, volume.image, index)
+            _authors_reconstruction(authors_method, volume.image, index)
         synchronise(device)
         authors = passes / (time.perf_counter() - start)
     fraction = unet_flops(method) * batched / (peaks["fp32"] * 1e12)
     rows.append((f"reconstruction passes, batched ({method.forward_batch} rows)", f"{batched:.1f} passes/s",
                  f"{batched / authors:.2f}x the authors' loop; {100 * fraction:.1f} % of the fp32 peak"))
-    rows.append(("reconstruction passes, one volume and level per pass", f"{authors:.1f} passes/s", ""))
-    del method
+    rows.append(("reconstruction passes, one volume and level per pass", f"{authors:.1f} passes/s",
+                 "contiguous layout, noise by opensimplex on the CPU"))
+    del method, authors_method
 
     ours = in_fresh_process(size, args.device, volumes, args.batch_slices, args.workers, False, threads)
     theirs = in_fresh_process(size, args.device, volumes, None, 0, True, threads)

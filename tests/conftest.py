@@ -14,7 +14,8 @@ from helpers import shared_folder
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
 
-LONGEST_FIRST = ("experiment/test_experiment_command.py", "test_demo.py", "methods/test_registry.py",
+LONGEST_FIRST = ("experiment/test_experiment_command.py", "test_demo.py", "evaluate/test_inference.py",
+                 "methods/test_registry.py",
                  "reliability/test_kill_resume.py", "test_predict.py", "preprocess/test_prepare.py",
                  "cli/test_calibrate.py")
 """Modules that take minutes, collected first: pytest-xdist hands modules out in collection order,

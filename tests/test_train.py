@@ -15,7 +15,7 @@ from brainuad.methods.registry import build_detector, load_config, parse_config
 from brainuad.train import train_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SMALL = ["model.base_channels=8", "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2]",
+SMALL = ["model.base_channels=8", "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2,2]",
          "data.val_slices_per_volume=1", "data.batch_size=4", "train.log_every_n_steps=1"]
 
 

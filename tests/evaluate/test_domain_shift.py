@@ -101,7 +101,7 @@ def test_cddpm_reconstruction_follows_its_conditioning_image():
 
     torch.manual_seed(0)
     config = load_config(packaged_config("tiny/cddpm"), [
-        "model.base_channels=8", "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2]",
+        "model.base_channels=8", "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2,2]",
         "encoder.dim=8", "diffusion.ensemble=null", "diffusion.inference_batch_size=4"])
     method = build_detector(config)
     with torch.no_grad():  # the UNet's zero-initialised output layers would make every output the same

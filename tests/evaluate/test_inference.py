@@ -21,11 +21,11 @@ from brainuad.run_directory import write_config
 from brainuad.weights import save_weights
 
 TINY_DDPM = ["model.base_channels=4", "model.channel_mult=[1,1,1,1,1]", "model.groups=2",
-             "model.attention_head_channels=4", "diffusion.ensemble=[250,500,750]", "diffusion.noise.kind=gaussian"]
+             "model.attention_head_channels=4", "diffusion.ensemble=[250,750]", "diffusion.noise.kind=gaussian"]
 
 
 def ensemble_run(run_dir, cohort):
-    """An untrained tiny DDPM with the 3-level ensemble, its zero-initialised layers randomised so
+    """An untrained tiny DDPM with a 2-level ensemble, its zero-initialised layers randomised so
     that its reconstructions depend on the noise and the levels (the batching of conditioned
     models is tested with the methods)."""
     config = load_config("configs/tiny/ddpm.yaml", [f"data.root={cohort}", *TINY_DDPM])

@@ -143,7 +143,7 @@ def test_a_training_killed_half_way_resumes(tiny_cohort, tmp_path):
     source.write_text("name: kill\nfolds: [0]\nmodalities: [t2]\nmethods:\n  - {label: DDPM, config: tiny/ddpm}\n"
                       "training: [train.max_steps=16, train.max_epochs=1000, train.check_val_every_n_epoch=1, "
                       "data.batch_size=4, data.val_slices_per_volume=1, model.base_channels=8, model.groups=4, "
-                      "model.attention_head_channels=8, 'model.channel_mult=[1,2]']\n"
+                      "model.attention_head_channels=8, 'model.channel_mult=[1,2,2]']\n"
                       "evaluation: {limit: 1}\nstudies: {ablation: false}\n")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "brainuad", "experiment", str(source), "--data", str(tiny_cohort), "--out",

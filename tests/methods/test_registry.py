@@ -20,7 +20,7 @@ from brainuad.train import train_run
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SMALL_NETWORKS = {
     UNetConfig: ["model.base_channels=8", "model.groups=4", "model.attention_head_channels=8",
-                 "model.channel_mult=[1,2]"],
+                 "model.channel_mult=[1,2,2]"],
     AutoencoderConfig: ["model.channels=[4,8,8,8]", "model.groups=2", "model.latent_dim=16"],
 }
 """Overrides that shrink a run config's ``model`` section, by its type."""

@@ -19,7 +19,7 @@ from brainuad.atomic import TEMPORARY_PREFIX
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TRAIN = ["train", str(CONFIGS / "tiny" / "ddpm.yaml"), "train.max_epochs=4", "train.check_val_every_n_epoch=1",
          "train.log_every_n_steps=1", "data.num_workers=0", "data.val_slices_per_volume=2", "model.base_channels=8",
-         "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2]"]
+         "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2,2]"]
 PREPARE = """
 import sys
 sys.path.insert(0, {tests!r})
