@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from noise import opensimplex_batch  # benchmarks/noise.py: the authors' field generator
 from scipy import ndimage
+from train_step import forward_flops, synchronise, time_training_step  # benchmarks/train_step.py
 
 from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
 from brainuad.data.layout import Subject
@@ -64,11 +65,6 @@ def build(method: str, size: str, device: torch.device, authors: bool = False) -
     return model.to(memory_format=layout).eval()  # type: ignore[no-any-return]
 
 
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def matmul_tflops(device: torch.device, dtype: torch.dtype) -> float:
     """Measured TFLOP/s of a square matmul (8192 on a GPU, 2048 on a CPU), best of 5."""
     n = 8192 if device.type == "cuda" else 2048
@@ -83,16 +79,6 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype) -> float:
     return 2 * n**3 / best / 1e12
 
 
-def forward_flops(method: DDPM, batch: int) -> float:
-    """FLOPs of one training forward pass of ``batch`` slices."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    images = torch.rand(batch, 1, *MODEL_GRID_SHAPE[:2], device=method.device)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        method.training_loss(images)
-    return float(counter.get_total_flops())
-
-
 def unet_flops(method: DDPM) -> float:
     """FLOPs of one denoiser pass over one slice (the encoder's context is computed once a slice)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -103,28 +89,6 @@ def unet_flops(method: DDPM) -> float:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         method.unet(x0, t, context)
     return float(counter.get_total_flops())
-
-
-def training_rate(method: DDPM, batch: int, bf16: bool, repeats: int) -> float:
-    """Training slices/s (median step after one warm-up), fused Adam, channels-last inputs."""
-    method.train()
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-5, fused=True)
-    images = torch.rand(batch, 1, *MODEL_GRID_SHAPE[:2], device=method.device).contiguous(
-        memory_format=torch.channels_last)
-    times = []
-    for step in range(repeats + 1):
-        synchronise(method.device)
-        start = time.perf_counter()
-        with torch.autocast(method.device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = method.training_loss(images)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        synchronise(method.device)
-        if step:
-            times.append(time.perf_counter() - start)
-    method.eval()
-    return batch / float(np.median(times))
 
 
 def synthetic_volume(index: int) -> GridVolume:
@@ -249,9 +213,9 @@ def main() -> None:
     if not args.skip_training:
         for method_name in ("ddpm", "cddpm"):
             method = build(method_name, size, device)
-            flops = forward_flops(method, 1)
+            flops = forward_flops(method, MODEL_GRID_SHAPE[0])
             for kind in peaks:
-                rate = training_rate(method, batch, kind == "bf16", args.repeats)
+                rate = batch / time_training_step(method, batch, MODEL_GRID_SHAPE[0], args.repeats, kind == "bf16")
                 fraction = 3 * flops * rate / (peaks[kind] * 1e12)
                 rows.append((f"training {method_name}, batch {batch}, {kind}", f"{rate:.1f} slices/s",
                              f"{100 * fraction:.1f} % of the {kind} peak"))

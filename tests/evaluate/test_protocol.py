@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from brainuad.cli.evaluate import evaluate, split_list
+from brainuad.data.cache import GridCache
 from brainuad.data.grid import MODEL_GRID_SHAPE
 from brainuad.data.layout import split_subjects
 from brainuad.errors import InputError
@@ -126,13 +127,22 @@ def test_each_volume_is_scored_once_and_memory_does_not_grow_with_volumes(tiny_c
     assert run.variants == ("full", "without CC", "without MF", "without BE")
     # One validation pool per post-processing variant, sized for the 3-volume split; none for the test split.
     assert pools == [3 * math.prod(MODEL_GRID_SHAPE)] * 4
-    # Every validation and test volume reconstructed once for all four variants, plus the 3 examples
-    # and the 2 healthy IXI test volumes.
+    # Every validation and test volume reconstructed once for all four variants, plus the median
+    # example (the best and worst slices are kept while the test split is scored) and the 2 healthy
+    # IXI test volumes.
     validation = [subject.name for subject in split_subjects(tiny_cohort, "brats21", "val")]
-    expected = validation + [v.name for v in result.volumes] + [example.volume for example in result.examples] + [
-        v.name for v in run.healthy.volumes]
-    assert Counter(method.calls) == Counter(expected) and len(method.calls) == 3 + 3 + 3 + 2
     assert [example.role for example in result.examples] == ["best", "median", "worst"]
+    expected = validation + [v.name for v in result.volumes] + [result.examples[1].volume] + [
+        v.name for v in run.healthy.volumes]
+    assert Counter(method.calls) == Counter(expected) and len(method.calls) == 3 + 3 + 1 + 2
+    dice = [volume.dice("val-dice") for volume in result.volumes]
+    assert [example.dice for example in result.examples] == sorted(dice, reverse=True)
+    subjects = {subject.name: subject for subject in split_subjects(tiny_cohort, "brats21", "test")}
+    for example in result.examples:  # kept or scored again, each slice is the volume's own
+        volume = GridCache(grid_cache).load(subjects[example.volume])
+        planted = planted_anomaly(volume, method.noise)[..., example.slice_index]
+        np.testing.assert_allclose(example.anomaly_map, planted, atol=1e-6)
+        np.testing.assert_array_equal(example.image, volume.image[..., example.slice_index])
     # Arrays kept: 5 per example slice and the fixed-size histograms; none per volume.
     assert count_arrays(result) == 5 * len(result.examples) + 3
     assert count_arrays(run.healthy) == 3

@@ -254,6 +254,8 @@ class _TestSplit:
         self.headline = pairs[0]
         self.froc_counts = np.zeros((len(FROC_FACTORS), 3), dtype=np.int64)  # lesions, detected, FP components
         self.size_counts = np.zeros((len(LESION_SIZE_BINS_ML) - 1, 2), dtype=np.int64)  # detected, lesions
+        self.best: ExampleSlice | None = None  # the first volume of the highest headline Dice
+        self.worst: ExampleSlice | None = None  # the last volume of the lowest
 
     def _lesion_curves(self, lesions: LesionMap, postprocessed: np.ndarray, value: float,
                        at_headline: LesionDetection) -> None:
@@ -278,8 +280,10 @@ class _TestSplit:
         for pair, threshold in self.thresholds.items():
             prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
             detections[pair] = lesions.detect(prediction)
-            segmentations.append(Segmentation(pair.variant.label, pair.rule.label, confusion_counts(prediction, target),
-                                              detections[pair].counts))
+            counts = confusion_counts(prediction, target)
+            segmentations.append(Segmentation(pair.variant.label, pair.rule.label, counts, detections[pair].counts))
+            if pair == self.headline:
+                self._keep_example(volume, target, scored, prediction, counts.dice)
         self._lesion_curves(lesions, maps[self.headline.variant], self.thresholds[self.headline].value,
                             detections[self.headline])
         ranking = ranking_scores(full, target)
@@ -292,6 +296,17 @@ class _TestSplit:
             kld, entropy_difference = self.densities.add(volume.image, scored.reconstruction, volume.mask)
         self.volumes.append(LesionVolume(volume.name, int(np.count_nonzero(target)), ranking.average_precision,
                                          ranking.roc_auc, l1, kld, entropy_difference, tuple(segmentations)))
+
+    def _keep_example(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume, prediction: np.ndarray,
+                      dice: float) -> None:
+        """Keep the example slice of a volume that is the best or worst so far by headline Dice, so
+        that the report's figures re-score only the median volume."""
+        if math.isnan(dice):
+            return
+        if self.best is None or dice > self.best.dice:
+            self.best = example_slice("best", volume, target, scored, prediction, dice)
+        if self.worst is None or dice <= self.worst.dice:
+            self.worst = example_slice("worst", volume, target, scored, prediction, dice)
 
     def finish_oracle(self, where: str) -> dict[Binarisation, Threshold]:
         """Choose the oracle thresholds on the archived test maps and add their segmentations."""
@@ -347,33 +362,45 @@ class _TestSplit:
                      for factor, (lesions, detected, false) in zip(FROC_FACTORS, self.froc_counts))
 
 
-def _example_slices(scorer: VolumeScorer, subjects: list[Subject], volumes: Sequence[LesionVolume],
-                    pair: Binarisation, threshold: Threshold, context: SplitContext) -> tuple[ExampleSlice, ...]:
-    """Score the best, median and worst volumes (headline Dice) again and keep one slice of each."""
-    ranked = sorted((record for record in volumes if not math.isnan(record.dice(pair.rule.label))),
+def example_slice(role: str, volume: GridVolume, target: np.ndarray, scored: ScoredVolume, prediction: np.ndarray,
+                  dice: float) -> ExampleSlice:
+    """The axial slice with the most lesion (the most brain when there is none) of a scored test
+    volume, copied out of its (X, Y, Z) arrays; ``prediction`` is its binarised post-processed map."""
+    weight = target if target.any() else volume.mask
+    axial = int(np.argmax(weight.sum(axis=(0, 1))))
+    reconstruction = None if scored.reconstruction is None else scored.reconstruction[..., axial].copy()
+    return ExampleSlice(role, volume.name, dice, axial, volume.image[..., axial].copy(), reconstruction,
+                        scored.anomaly_map[..., axial].copy(), prediction[..., axial].copy(),
+                        target[..., axial].copy())
+
+
+def _example_slices(scorer: VolumeScorer, subjects: list[Subject], split: _TestSplit, pair: Binarisation,
+                    threshold: Threshold, context: SplitContext) -> tuple[ExampleSlice, ...]:
+    """The best, median and worst volumes (headline Dice): the best and worst kept while the split
+    was scored, the median scored again."""
+    ranked = sorted((record for record in split.volumes if not math.isnan(record.dice(pair.rule.label))),
                     key=lambda record: record.dice(pair.rule.label), reverse=True)
     if not ranked:
         return ()
     roles: dict[int, list[str]] = {}
     for role, rank in zip(_EXAMPLE_ROLES, (0, len(ranked) // 2, len(ranked) - 1)):
         roles.setdefault(rank, []).append(role)
+    kept = {0: split.best, len(ranked) - 1: split.worst}
     by_name = {subject.name: subject for subject in subjects}
     examples = []
     for rank, names in roles.items():
         record, role = ranked[rank], "/".join(names)
-        subject = by_name[record.name]
-        volume = context.load(subject)
-        target = _target(volume, subject)
-        scored = scorer.score(volume)
-        postprocessing = pair.variant.postprocessing
-        prediction = postprocessing.apply_to_binary(
-            postprocessing.apply_to_residual(scored.anomaly_map, volume.mask) > threshold.value)
-        weight = target if target.any() else volume.mask
-        axial = int(np.argmax(weight.sum(axis=(0, 1))))
-        reconstruction = None if scored.reconstruction is None else scored.reconstruction[..., axial]
-        examples.append(ExampleSlice(role, record.name, record.dice(pair.rule.label), axial, volume.image[..., axial],
-                                     reconstruction, scored.anomaly_map[..., axial], prediction[..., axial],
-                                     target[..., axial]))
+        example = kept.get(rank)
+        if example is None or example.volume != record.name:
+            subject = by_name[record.name]
+            volume = context.load(subject)
+            target = _target(volume, subject)
+            scored = scorer.score(volume)
+            postprocessing = pair.variant.postprocessing
+            prediction = postprocessing.apply_to_binary(
+                postprocessing.apply_to_residual(scored.anomaly_map, volume.mask) > threshold.value)
+            example = example_slice(role, volume, target, scored, prediction, record.dice(pair.rule.label))
+        examples.append(replace(example, role=role))
     return tuple(examples)
 
 
@@ -393,8 +420,7 @@ def evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[Binarisation, 
         for subject, volume, scored in stream:
             split.add(volume, _target(volume, subject), scored)
     thresholds.update(split.finish_oracle(f"the {dataset} test split"))
-    examples = _example_slices(scorer, subjects, split.volumes, pairs[0], thresholds[pairs[0]],
-                               context) if figures else ()
+    examples = _example_slices(scorer, subjects, split, pairs[0], thresholds[pairs[0]], context) if figures else ()
     return split.result(dataset, context.modality, n_val, thresholds, examples)
 
 
