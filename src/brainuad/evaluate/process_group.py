@@ -136,7 +136,7 @@ class EvaluationGroup:
         """Run ``job`` in every process; rank 0's result (``progress``: rank 0 shows progress bars)."""
         for jobs in self._jobs:
             jobs.put(job)
-        shard = Shard.of_process_group()
+        shard = Shard(0, self.inference.devices) if self.inference.devices > 1 else None  # never a group of others
         try:
             return job(self.inference.device_of(0), shard, progress)
         except Exception as error:

@@ -23,8 +23,9 @@ For every lesion set of a run (method.md §4, paper §4.3-§4.5, issue items 5-6
    accumulators are kept, so memory does not grow with the number of test volumes -- except with
    the ``oracle``, whose exact search pools the test split's non-zero voxels (with their
    positions, to re-score every volume at the oracle threshold afterwards).
-4. **Figures.** The best, median and worst test volumes (headline Dice) are scored again at the
-   end and only their axial slice with the most lesion is kept.
+4. **Figures.** The axial slice with the most lesion of the best, median and worst test volumes
+   (headline Dice): the best and worst are kept while the split is scored, the median volume is
+   scored again at the end.
 
 Healthy IXI test split of the run's modality (reconstruction methods only): SSIM and PSNR over the
 whole 96 x 96 x 50 grid, l1 error inside the brain mask, LPIPS (with Med3D weights), ``kld`` and

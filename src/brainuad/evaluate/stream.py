@@ -38,13 +38,6 @@ class Shard:
         if not 0 <= self.rank < self.world:
             raise ValueError(f"rank {self.rank!r} must lie in 0..{self.world - 1}")
 
-    @classmethod
-    def of_process_group(cls) -> "Shard | None":
-        """The shard of the initialised default process group, or None without one (or with one process)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return None
-        return cls(dist.get_rank(), dist.get_world_size())
-
     def share(self, count: int) -> range:
         """The positions of a batch of ``count`` volumes this rank scores: every ``world``-th from ``rank``."""
         return range(self.rank, count, self.world)
