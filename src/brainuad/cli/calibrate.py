@@ -10,7 +10,16 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from brainuad.cli.console import console, err_console, user_errors
-from brainuad.cli.predict import SCAN_HELP, check_scan_options, raw_preprocessing
+from brainuad.cli.predict import (
+    ATLAS,
+    ATLAS_MASK,
+    DEVICE,
+    ORIENTATION,
+    RAW,
+    SKULL_STRIP,
+    check_scan_options,
+    raw_preprocessing,
+)
 
 __all__ = ["calibrate"]
 
@@ -34,12 +43,12 @@ def calibrate(
     postprocess_order: str = typer.Option("paper", "--postprocess-order",
                                           help="paper: median filter, then the eroded brain mask (default); "
                                                "authors_code: mask first, then median."),
-    device: str = typer.Option("cpu", "--device", help=SCAN_HELP["device"]),
-    orientation: str = typer.Option("RAS", "--orientation", help=SCAN_HELP["orientation"]),
-    raw: bool = typer.Option(False, "--raw", help=SCAN_HELP["raw"]),
-    atlas: Optional[Path] = typer.Option(None, "--atlas", help=SCAN_HELP["atlas"]),
-    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=SCAN_HELP["atlas_mask"]),
-    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=SCAN_HELP["skull_strip"]),
+    device: str = DEVICE,
+    orientation: str = ORIENTATION,
+    raw: bool = RAW,
+    atlas: Optional[Path] = ATLAS,
+    atlas_mask: Optional[Path] = ATLAS_MASK,
+    skull_strip: str = SKULL_STRIP,
 ) -> None:
     """Calibrate the run's threshold on healthy scans of your own site and store it in the run.
 

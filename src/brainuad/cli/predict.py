@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import typer
 from rich.markup import escape
@@ -13,20 +13,25 @@ from brainuad.cli.console import console, err_console, user_errors
 from brainuad.errors import BrainUADError
 from brainuad.lock import FolderLock
 
-__all__ = ["SCAN_HELP", "check_scan_options", "predict", "raw_preprocessing"]
+__all__ = ["ATLAS", "ATLAS_MASK", "DEVICE", "ORIENTATION", "RAW", "SKULL_STRIP", "check_scan_options", "predict",
+           "raw_preprocessing"]
 
-SCAN_HELP = {
-    "device": "Device the model runs on: cpu, cuda, cuda:1, ...",
-    "orientation": "Axis order of the training data; scans are reoriented to it (flips/permutations only).",
-    "raw": "The inputs are raw scans: preprocess each first (1 mm, affine registration to the training data's atlas, "
-           "skull stripping, N4) and map the results back onto the raw scan's grid.",
-    "atlas": "With --raw: the template the training data were registered to (default: the atlas in the run's data "
-             "directory's space.json, else MNI152).",
-    "atlas_mask": "With --raw: the template's brain mask (default: its non-zero voxels).",
-    "skull_strip": "With --raw: deepbet, none (already stripped), atlas-mask or hd-bet (your own install); a --mask "
-                   "or a mask beside the scan replaces it.",
-}
-"""The help of the options that say how scans are read, shared by ``predict`` and ``calibrate``."""
+DEVICE: Any = typer.Option("cpu", "--device", help="Device the model runs on: cpu, cuda, cuda:1, ...")
+ORIENTATION: Any = typer.Option(
+    "RAS", "--orientation", help="Axis order of the training data; scans are reoriented to it (flips/permutations "
+                                 "only).")
+RAW: Any = typer.Option(
+    False, "--raw", help="The inputs are raw scans: preprocess each first (1 mm, affine registration to the training "
+                         "data's atlas, skull stripping, N4) and map the results back onto the raw scan's grid.")
+ATLAS: Any = typer.Option(
+    None, "--atlas", help="With --raw: the template the training data were registered to (default: the atlas in the "
+                          "run's data directory's space.json, else MNI152).")
+ATLAS_MASK: Any = typer.Option(None, "--atlas-mask",
+                               help="With --raw: the template's brain mask (default: its non-zero voxels).")
+SKULL_STRIP: Any = typer.Option(
+    "deepbet", "--skull-strip", help="With --raw: deepbet, none (already stripped), atlas-mask or hd-bet (your own "
+                                     "install); a --mask or a mask beside the scan replaces it.")
+"""The options that say how scans are read, shared by ``predict`` and ``calibrate``."""
 
 
 def check_scan_options(mask: Optional[Path], orientation: str, raw: bool, atlas: Optional[Path],
@@ -115,12 +120,12 @@ def predict(
     mask: Optional[Path] = typer.Option(None, "--mask", help="Brain mask for every input (default: X_mask.* beside "
                                                              "X.* or X_t2.*, or ../mask/X_mask.*; else the scan's "
                                                              "nonzero voxels)."),
-    device: str = typer.Option("cpu", "--device", help=SCAN_HELP["device"]),
-    orientation: str = typer.Option("RAS", "--orientation", help=SCAN_HELP["orientation"]),
-    raw: bool = typer.Option(False, "--raw", help=SCAN_HELP["raw"]),
-    atlas: Optional[Path] = typer.Option(None, "--atlas", help=SCAN_HELP["atlas"]),
-    atlas_mask: Optional[Path] = typer.Option(None, "--atlas-mask", help=SCAN_HELP["atlas_mask"]),
-    skull_strip: str = typer.Option("deepbet", "--skull-strip", help=SCAN_HELP["skull_strip"]),
+    device: str = DEVICE,
+    orientation: str = ORIENTATION,
+    raw: bool = RAW,
+    atlas: Optional[Path] = ATLAS,
+    atlas_mask: Optional[Path] = ATLAS_MASK,
+    skull_strip: str = SKULL_STRIP,
 ) -> None:
     """Anomaly maps of preprocessed (or, with --raw, raw) scans, written in each scan's own geometry (shape and
     affine).
