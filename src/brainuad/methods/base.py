@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Callable
 
 import numpy as np
 import torch
@@ -68,6 +67,14 @@ def volume_noise_seed(seed: int, volume: VolumeLike) -> int:
     digest = hashlib.blake2b(np.ascontiguousarray(array, dtype=np.float32).tobytes(), digest_size=8,
                              key=str(int(seed)).encode()).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def slices_on(slices: Tensor, device: torch.device) -> Tensor:
+    """(N, C, H, W) slices on ``device``, channels-last (the layout the networks run fastest in);
+    copied to a GPU from pinned memory without blocking."""
+    if device.type == "cuda":
+        return slices.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return slices.to(device).contiguous(memory_format=torch.channels_last)
 
 
 def slices_to_volume(slices: Tensor) -> np.ndarray:
@@ -124,36 +131,21 @@ class ReconstructionMethod(AnomalyDetector):
         """Pseudo-healthy reconstructions of slices: (N, 1, H, W) in [0, 1] -> same shape, [0, 1]."""
 
     @torch.no_grad()
-    def _map_slices(self, volume: VolumeLike, fn: Callable[[Tensor, torch.Generator, Tensor | None], Tensor],
-                    conditions: Tensor | None = None) -> np.ndarray:
-        """``fn(slices, generator, condition_slices)`` over the axial slices (Z, 1, X, Y) of ``volume``
-        in batches of ``inference_batch_size``, with the same rows of ``conditions`` ((Z, C, X, Y),
-        what a conditioned method's encoder sees for each slice), or None."""
-        was_training = self.training
-        self.eval()
-        slices = volume_slices(volume)
-        if conditions is not None and (conditions.ndim != 4 or conditions.shape[0] != slices.shape[0]
-                                       or conditions.shape[2:] != slices.shape[2:]):
-            raise ValueError(f"the condition's slices {tuple(conditions.shape)} do not match the volume's "
-                             f"{tuple(slices.shape)}")
-        generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
-        outputs = []
-        for start in range(0, slices.shape[0], self.forward_batch):
-            stop = start + self.forward_batch
-            batch = slices[start:stop].to(self.device).contiguous(memory_format=torch.channels_last)
-            given = None if conditions is None else conditions[start:stop].to(self.device).contiguous(
-                memory_format=torch.channels_last)
-            outputs.append(fn(batch, generator, given).float().cpu())
-        self.train(was_training)
-        return slices_to_volume(torch.cat(outputs))
-
     def reconstruct(self, volume: VolumeLike) -> np.ndarray:
-        """Reconstruct every axial slice of a model-grid volume.
+        """Reconstruct every axial slice of a model-grid volume, :attr:`forward_batch` slices per
+        forward pass, the test-time noise seeded by the volume (:func:`volume_noise_seed`).
 
         Returns:
             (X, Y, Z) float32 in [0, 1].
         """
-        return self._map_slices(volume, lambda batch, generator, _: self.reconstruct_slices(batch, generator))
+        was_training = self.training
+        self.eval()
+        slices = volume_slices(volume)
+        generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
+        outputs = [self.reconstruct_slices(slices_on(batch, self.device), generator).float().cpu()
+                   for batch in slices.split(self.forward_batch)]
+        self.train(was_training)
+        return slices_to_volume(torch.cat(outputs))
 
     def reconstruction_score(self, image: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
         """The anomaly map of a volume from its reconstruction: the residual ``|x - x_rec|``

@@ -19,6 +19,7 @@ from brainuad.image_range import to_image_range, to_model_range
 from brainuad.methods.base import (
     ReconstructionMethod,
     VolumeLike,
+    slices_on,
     slices_to_volume,
     volume_noise_seed,
     volume_slices,
@@ -227,19 +228,11 @@ class DDPM(ReconstructionMethod):
                 raise ValueError(f"the condition's slices {tuple(condition.shape)} do not match the volume's "
                                  f"{tuple(slices.shape)}")
             generator = torch.Generator(device=self.device).manual_seed(volume_noise_seed(self.seed, volume))
-            groups.append(SliceGroup(_on(slices, self.device), generator,
-                                     None if condition is None else _on(condition, self.device)))
+            groups.append(SliceGroup(slices_on(slices, self.device), generator,
+                                     None if condition is None else slices_on(condition, self.device)))
         reconstructions = [slices_to_volume(output) for output in self.reconstruct_groups(groups, levels)]
         self.train(was_training)
         return reconstructions
-
-
-def _on(slices: Tensor, device: torch.device) -> Tensor:
-    """(N, C, H, W) slices on ``device``, channels-last (the layout the networks run fastest in);
-    copied to a GPU from pinned memory without blocking."""
-    if device.type == "cuda":
-        return slices.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-    return slices.to(device).contiguous(memory_format=torch.channels_last)
 
 
 @dataclass(frozen=True)
