@@ -26,8 +26,8 @@ def test_every_method_has_a_base_config_and_a_tiny_one():
 def test_execution_fields_are_declared_in_the_configs():
     """The settings that say where and how a run executes, not which model it is."""
     assert execution_keys(SPECS["ddpm"].config) == {
-        "data.root", "data.num_workers", "data.cache_dir", "train.accelerator", "train.devices", "train.num_nodes",
-        "train.strategy", "train.compile", "train.log_every_n_steps", "train.channels_last",
+        "data.root", "data.num_workers", "data.slices_on", "data.cache_dir", "train.accelerator", "train.devices",
+        "train.num_nodes", "train.strategy", "train.compile", "train.log_every_n_steps", "train.channels_last",
         "diffusion.inference_batch_size"}
     assert "dae.inference_batch_size" in execution_keys(SPECS["dae"].config)
     assert "model.inference_batch_size" in execution_keys(SPECS["svae"].config)

@@ -65,6 +65,25 @@ def test_same_seed_same_weights(tiny_cohort, tmp_path):
     assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
 
 
+def test_slices_drawn_on_the_device_train_and_resume_to_the_same_weights(ddpm_run, tiny_cohort, tmp_path):
+    """data.slices_on=device (the volumes on the training device, batches drawn and augmented there):
+    a run stopped after an epoch and resumed ends with the weights of one run straight through, and
+    the slices are other draws than the loader's (same seed and budget as ``ddpm_run``)."""
+    def train(run: str, epochs: int):
+        config = tiny_config(tiny_cohort, "ddpm", "data.slices_on=device", f"train.max_epochs={epochs}",
+                             "train.check_val_every_n_epoch=2")
+        return train_run(config, tmp_path / run, progress=False)
+
+    whole = train("whole", 2)
+    train("resumed", 1)
+    resumed = train("resumed", 2)
+    assert whole.steps == resumed.steps == 4
+    first, second = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("whole", "resumed"))
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    loader = load_file(str(ddpm_run[0] / "model.safetensors"))
+    assert not all(torch.equal(first[key], loader[key]) for key in first)
+
+
 def test_cddpm_starts_from_spark_encoder(tiny_cohort, tmp_path):
     spark = train_run(tiny_config(tiny_cohort, "spark", "train.max_epochs=1"), tmp_path / "spark", progress=False)
     weights = Path(spark.weights)

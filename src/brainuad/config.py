@@ -79,6 +79,10 @@ class DataConfig(Section):
     fold: int = Field(0, ge=0, le=4)
     batch_size: int = Field(32, ge=1)
     num_workers: int = execution_field(4, ge=0)
+    slices_on: Literal["loader", "device"] = execution_field(
+        "loader", description="where training slices are drawn and augmented: loader (DataLoader workers with "
+                              "torchio, the authors' pipeline) or device (the volumes held on the training GPU, "
+                              "each batch drawn and augmented there; same distributions, other random draws)")
     augment: bool = True
     val_slices_per_volume: int = Field(10, ge=1)
     cache_dir: Path | None = execution_field(None, description="on-disk cache of model-grid volumes (None: memory "

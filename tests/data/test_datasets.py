@@ -1,3 +1,4 @@
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datamodule import HealthySlicesDataModule
 from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
+from brainuad.data.device_slices import DeviceSlices
 from brainuad.data.layout import split_subjects
 
 
@@ -67,3 +69,55 @@ def test_datamodule_batches(tiny_cohort):
     batch = next(iter(data.train_dataloader()))
     assert batch["image"].shape == (4, 1, 96, 96)
     assert sum(len(b["image"]) for b in data.val_dataloader()) == 6
+
+
+def _slice_of(volume, image: np.ndarray) -> int:
+    """The axial position of ``image`` (S, H, W) in ``volume`` (its first slice)."""
+    return next(z for z in range(volume.image.shape[2])
+                if np.array_equal(image, volume.image[:, :, z:z + len(image)].transpose(2, 0, 1)))
+
+
+def test_device_slices_draw_a_uniform_slice_of_each_indexed_volume(train_volumes):
+    slices = DeviceSlices(train_volumes)
+    assert len(slices) == len(train_volumes)
+    torch.manual_seed(0)
+    indices = torch.tensor([3, 0, 3, 5] * 10)
+    batch = slices.draw(indices)
+    assert batch["image"].shape == (40, 1, 96, 96) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (40, 1, 96, 96) and batch["mask"].dtype == torch.bool
+    chosen = [_slice_of(train_volumes[int(v)], image.numpy()) for v, image in zip(indices, batch["image"])]
+    assert len(set(chosen)) > 15  # uniform over the 50 slices
+    for v, z, mask in zip(indices, chosen, batch["mask"]):
+        np.testing.assert_array_equal(mask[0].numpy(), train_volumes[int(v)].mask[:, :, z])
+    torch.manual_seed(0)
+    assert torch.equal(slices.draw(indices)["image"], batch["image"])  # the global generator: reproducible
+
+
+def test_device_slices_stacks_and_augmentation(train_volumes):
+    stacks = DeviceSlices(train_volumes, stack_size=3).draw(torch.arange(6))["image"]
+    assert stacks.shape == (6, 3, 96, 96)
+    for volume, stack in zip(train_volumes, stacks):
+        _slice_of(volume, stack.numpy())  # three consecutive slices of its own volume
+    torch.manual_seed(1)
+    plain = DeviceSlices(train_volumes).draw(torch.arange(6))["image"]
+    torch.manual_seed(1)
+    augmented = DeviceSlices(train_volumes, SliceAugmentation(1, 1, 1, 1)).draw(torch.arange(6))["image"]
+    assert augmented.shape == plain.shape and not torch.allclose(augmented, plain, atol=1e-3)
+    with pytest.raises(ValueError, match="single slices"):
+        DeviceSlices(train_volumes, SliceAugmentation(), stack_size=3)
+    other = replace(train_volumes[1], image=train_volumes[1].image[:, :, :40], mask=train_volumes[1].mask[:, :, :40])
+    with pytest.raises(ValueError, match=f"{other.name} is \\(96, 96, 40\\)"):
+        DeviceSlices([train_volumes[0], other])
+
+
+def test_datamodule_draws_training_slices_on_the_device(tiny_cohort):
+    data = HealthySlicesDataModule(tiny_cohort, "t1", 1, batch_size=4, val_slices_per_volume=3, slices_on="device")
+    data.setup("fit")
+    indices = next(iter(data.train_dataloader()))
+    assert indices.shape == (4,) and indices.dtype == torch.int64
+    batch = data.on_after_batch_transfer(indices, 0)
+    assert batch["image"].shape == (4, 1, 96, 96) and batch["mask"].shape == (4, 1, 96, 96)
+    validation = next(iter(data.val_dataloader()))
+    assert data.on_after_batch_transfer(validation, 0) is validation  # validation slices come from the loader
+    with pytest.raises(ValueError, match="slices_on"):
+        HealthySlicesDataModule(tiny_cohort, "t1", 1, slices_on="gpu")  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -12,6 +12,7 @@ from brainuad.checks import check_int
 from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.cache import GridCache
 from brainuad.data.datasets import FixedSliceDataset, RandomSliceDataset
+from brainuad.data.device_slices import DeviceSlices, VolumeIndices
 from brainuad.data.grid import GridVolume
 from brainuad.data.layout import SplitName, split_subjects
 
@@ -32,12 +33,16 @@ class HealthySlicesDataModule(L.LightningDataModule):
         progress: optional wrapper showing progress while volumes are loaded.
         stack_size: consecutive axial slices per item (1: single slices; S > 1: stacks of S
             slices for the SVAE, without augmentation).
+        slices_on: where training slices are drawn and augmented: ``"loader"`` (DataLoader workers,
+            torchio, the authors' pipeline) or ``"device"`` (the volumes held on the training
+            device, batches drawn and augmented there: :mod:`brainuad.data.device_slices`).
     """
 
     def __init__(self, root: str | Path, modality: str, fold: int, *, batch_size: int = 32, num_workers: int = 0,
                  augmentation: SliceAugmentation | None = SliceAugmentation(), val_slices_per_volume: int = 10,
                  cache: GridCache | None = None,
-                 progress: Callable[[Iterable, str], Iterable] | None = None, stack_size: int = 1) -> None:
+                 progress: Callable[[Iterable, str], Iterable] | None = None, stack_size: int = 1,
+                 slices_on: Literal["loader", "device"] = "loader") -> None:
         super().__init__()
         if modality not in ("t1", "t2"):
             raise ValueError(f"modality must be 't1' or 't2', got {modality!r}")
@@ -57,6 +62,10 @@ class HealthySlicesDataModule(L.LightningDataModule):
         self.cache = cache or GridCache()
         self.progress = progress
         self.stack_size = stack_size
+        if slices_on not in ("loader", "device"):
+            raise ValueError(f"slices_on must be 'loader' or 'device', got {slices_on!r}")
+        self.slices_on = slices_on
+        self.device_slices: DeviceSlices | None = None
         self.train_volumes: list[GridVolume] = []
         self.val_volumes: list[GridVolume] = []
 
@@ -83,7 +92,18 @@ class HealthySlicesDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation, self.stack_size), shuffle=True)
+        if self.slices_on == "loader":
+            return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation, self.stack_size),
+                                shuffle=True)
+        self.device_slices = DeviceSlices(self.train_volumes, self.augmentation, self.stack_size)
+        return DataLoader(VolumeIndices(len(self.train_volumes)), batch_size=self.batch_size, shuffle=True,
+                          drop_last=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: a batch of training volume indices becomes their drawn, augmented slices."""
+        if self.device_slices is not None and not isinstance(batch, dict):
+            return self.device_slices.draw(batch)
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(FixedSliceDataset(self.val_volumes, self.val_slices_per_volume, self.stack_size),

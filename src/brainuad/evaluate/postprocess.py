@@ -47,6 +47,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from brainuad.evaluate.metrics import check_mask, check_same_shape, check_scores
+from brainuad.padding import symmetric_pad
 
 __all__ = ["ComponentRule", "PostProcessing", "PostProcessingOrder"]
 
@@ -85,23 +86,11 @@ def _median_at(volume: np.ndarray, where: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _symmetric_pad(x: Tensor, radius: int) -> Tensor:
-    """Pad the three spatial axes of (N, X, Y, Z) by ``radius``, repeating the edge voxel
-    (numpy "symmetric" = scipy "reflect")."""
-    for dim in (1, 2, 3):
-        size = x.shape[dim]
-        index = torch.arange(-radius, size + radius, device=x.device)
-        index = torch.where(index < 0, -index - 1, index)
-        index = torch.where(index >= size, 2 * size - 1 - index, index)
-        x = x.index_select(dim, index.clamp(0, size - 1))
-    return x
-
-
 def _median_torch(x: Tensor, size: int) -> Tensor:
     """``size``**3 median filter of (N, X, Y, Z) with scipy "reflect" borders, in chunks of
     axial slices so the unfolded windows stay below ``_TORCH_CHUNK_BYTES``."""
     radius = size // 2
-    padded = _symmetric_pad(x, radius)
+    padded = symmetric_pad(x, radius, dims=(1, 2, 3))
     n, nx, ny, nz = x.shape
     per_slice = n * nx * ny * size**3 * x.element_size()
     step = max(1, _TORCH_CHUNK_BYTES // per_slice)
