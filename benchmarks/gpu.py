@@ -9,6 +9,12 @@ Prints one table:
 - the device's measured matmul peak (fp32, and bf16 on a GPU), the reference of every fraction;
 - training slices/s of the DDPM and cDDPM at ``--batch`` (channels-last, fused Adam; fp32, and
   bf16 autocast on a GPU), as a fraction of the peak (forward + backward taken as 3 forwards);
+- training data slices/s: drawn and augmented on the device in batch (``data.slices_on=device``)
+  against torchio one slice at a time (the rate of one DataLoader worker, ``slices_on=loader``);
+- the training loss of the cDDPM after ``--precision-steps`` steps in fp32, bf16 autocast and
+  (on a GPU) fp16 autocast with a gradient scaler: the same initial weights, slices, augmentations
+  and noise in each, lr 1e-4 (ten times the paper's, for a short run), the mean loss of the last
+  quarter of the steps and its difference from fp32;
 - reconstruction passes/s of the cDDPM's 3-level ensemble: brainuad's batched path (the slices
   and levels of several volumes in one forward batch, ``--batch-slices``, noise on the device)
   against one volume and one level per forward pass with simplex noise drawn on the CPU by
@@ -40,6 +46,9 @@ from noise import opensimplex_batch  # benchmarks/noise.py: the authors' field g
 from scipy import ndimage
 from train_step import forward_flops, synchronise, time_training_step  # benchmarks/train_step.py
 
+from brainuad.data.augmentation import SliceAugmentation
+from brainuad.data.datasets import RandomSliceDataset
+from brainuad.data.device_slices import DeviceSlices
 from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
 from brainuad.data.layout import Subject
 from brainuad.evaluate.metrics import score_volume
@@ -106,6 +115,56 @@ def synthetic_volume(index: int) -> GridVolume:
     lesion &= brain
     image[lesion] = np.clip(image[lesion] + 0.4, 0, 1)
     return GridVolume(np.clip(image, 0, 1), brain, lesion, f"synthetic-{index}", None)
+
+
+def training_data_rates(device: torch.device, batch: int, repeats: int) -> tuple[float, float]:
+    """Slices/s of training batches drawn and augmented on ``device`` in batch, and of torchio
+    augmenting one slice at a time in this process (one loader worker's rate)."""
+    volumes = [synthetic_volume(index) for index in range(16)]
+    indices = torch.arange(batch, device=device) % len(volumes)
+    slices = DeviceSlices(volumes, SliceAugmentation())
+    slices.draw(indices)  # warm-up: moves the volumes to the device
+    synchronise(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        slices.draw(indices)
+    synchronise(device)
+    on_device = batch * repeats / (time.perf_counter() - start)
+    dataset = RandomSliceDataset(volumes, SliceAugmentation())
+    count = min(batch * repeats, 400)
+    start = time.perf_counter()
+    for index in range(count):
+        dataset[index % len(volumes)]
+    return on_device, count / (time.perf_counter() - start)
+
+
+def precision_losses(size: str, device: torch.device, steps: int, batch: int) -> dict[str, float]:
+    """Mean cDDPM training loss over the last quarter of ``steps`` steps per precision (fp32, bf16
+    autocast, and fp16 autocast with a gradient scaler on a GPU), everything else equal."""
+    volumes = [synthetic_volume(index) for index in range(16)]
+    slices = DeviceSlices(volumes, SliceAugmentation())
+    indices = torch.arange(batch, device=device) % len(volumes)
+    kinds = {"fp32": None, "bf16": torch.bfloat16, **({"fp16": torch.float16} if device.type == "cuda" else {})}
+    losses = {}
+    for kind, dtype in kinds.items():
+        method = build("cddpm", size, device).train()
+        optimizer = torch.optim.Adam(method.parameters(), lr=1e-4, fused=True)
+        scaler = torch.amp.GradScaler(device.type, enabled=kind == "fp16")
+        torch.manual_seed(1)  # the same slices and augmentations in every precision
+        history = []
+        for step in range(steps):
+            images = slices.draw(indices)["image"].contiguous(memory_format=torch.channels_last)
+            generator = torch.Generator(device).manual_seed(step)  # the same noise
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = method.training_loss(images, generator)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            history.append(float(loss.detach()))
+        losses[kind] = float(np.mean(history[-max(1, steps // 4):]))
+        del method, optimizer
+    return losses
 
 
 def _subject(index: int) -> Subject:
@@ -191,6 +250,8 @@ def main() -> None:
                         help="rows per forward pass of the batched path (default: the device's)")
     parser.add_argument("--workers", type=int, default=0, help="loader workers of the batched path")
     parser.add_argument("--repeats", type=int, default=3, help="timed training steps")
+    parser.add_argument("--precision-steps", type=int, default=None,
+                        help="training steps per precision of the loss comparison (default 400 GPU, 40 CPU; 0: skip)")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -220,6 +281,16 @@ def main() -> None:
                 rows.append((f"training {method_name}, batch {batch}, {kind}", f"{rate:.1f} slices/s",
                              f"{100 * fraction:.1f} % of the {kind} peak"))
             del method
+        on_device, per_worker = training_data_rates(device, batch, 20)
+        rows.append((f"training data, batch {batch}, drawn and augmented on the device", f"{on_device:.0f} slices/s",
+                     f"{on_device / per_worker:.1f}x one loader worker"))
+        rows.append(("training data, torchio one slice at a time", f"{per_worker:.0f} slices/s", "per loader worker"))
+        steps = args.precision_steps if args.precision_steps is not None else (400 if gpu else 40)
+        if steps:
+            losses = precision_losses(size, device, steps, batch)
+            for kind, loss in losses.items():
+                change = "" if kind == "fp32" else f"{100 * (loss / losses['fp32'] - 1):+.1f} % against fp32"
+                rows.append((f"cDDPM loss after {steps} steps, {kind}", f"{loss:.4f}", change))
 
     method = build("cddpm", size, device)
     authors_method = build("cddpm", size, device, authors=True)

@@ -48,3 +48,15 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 30
     finally:
         process.wait()
     assert process.returncode == -signal.SIGKILL
+
+
+def slow_power(base: int, exponent: int) -> tuple[int, int]:
+    """``base ** exponent`` and the process that computed it; the first calls are the slowest, a
+    negative base an error (for pools of spawned workers, which import it from here)."""
+    import os
+    import time
+
+    time.sleep(0.05 * max(0, 4 - base))
+    if base < 0:
+        raise ValueError(f"negative base {base}")
+    return base**exponent, os.getpid()

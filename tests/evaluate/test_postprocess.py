@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from brainuad.evaluate.postprocess import PostProcessing
+from brainuad.evaluate.postprocess import PostProcessing, postprocess_maps
 
 
 def _case(shape=(20, 22, 12), seed=0):
@@ -135,3 +135,35 @@ def test_invalid_batch_inputs():
         post.apply_to_residual_batch(r[:0], b[:0])
     with pytest.raises(ValueError, match="median_size"):
         post.apply_to_residual_batch(r[..., :1], b[..., :1])
+
+
+def _maps_and_masks(count):
+    rng = np.random.default_rng(5)
+    masks = [np.zeros((24, 20, 12), dtype=bool) for _ in range(count)]
+    for index, mask in enumerate(masks):
+        mask[3 + index:20, 2:18, 1:11] = True
+    return [rng.random((24, 20, 12)).astype(np.float32) for _ in range(count)], masks
+
+
+def test_postprocess_maps_gives_every_map_after_every_postprocessing():
+    residuals, masks = _maps_and_masks(3)
+    choices = [PostProcessing(), PostProcessing(order="authors_code"), PostProcessing(median=False)]
+    out = postprocess_maps(choices, residuals, masks, "cpu")
+    assert len(out) == 3 and all(list(maps) == choices for maps in out)
+    for maps, residual, mask in zip(out, residuals, masks):
+        for post in choices:
+            assert np.array_equal(maps[post], post.apply_to_residual(residual, mask))
+    assert postprocess_maps([], residuals, masks) == [{}, {}, {}]
+    with pytest.raises(ValueError, match="3 residual maps but 2 brain masks"):
+        postprocess_maps(choices, residuals, masks[:2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_postprocess_maps_on_a_gpu_equal_the_cpu():
+    residuals, masks = _maps_and_masks(4)
+    choices = [PostProcessing(), PostProcessing(order="authors_code")]
+    on_gpu = postprocess_maps(choices, residuals, masks, "cuda")
+    on_cpu = postprocess_maps(choices, residuals, masks, "cpu")
+    for gpu_maps, cpu_maps in zip(on_gpu, on_cpu):
+        for post in choices:
+            assert np.array_equal(gpu_maps[post], cpu_maps[post])

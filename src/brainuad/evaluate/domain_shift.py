@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from brainuad.checks import check_fraction, check_optional_int
 from brainuad.data.cache import GridCache
@@ -213,6 +214,10 @@ class _KeepSlice(VolumeScorer):
     @property
     def volumes_per_batch(self) -> int:
         return self.inner.volumes_per_batch
+
+    @property
+    def device(self) -> torch.device:
+        return self.inner.device
 
     def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
         scored_volumes = self.inner.score_many(volumes)

@@ -1,7 +1,10 @@
 """The streaming engine of one run's splits: validation pools, thresholds, the test split, examples.
 
-Volumes are read, scored and reduced one at a time (see :mod:`brainuad.evaluate.protocol` for the
-protocol this implements), so memory does not grow with the number of test volumes.
+Volumes are read, scored, post-processed and reduced a batch at a time (see
+:mod:`brainuad.evaluate.protocol` for the protocol this implements), so memory does not grow with
+the number of test volumes; each test volume's measures are computed apart
+(:mod:`~brainuad.evaluate.volume_measures`, in CPU workers with ``workers`` > 0) and added to the
+split's totals in split order.
 """
 
 from __future__ import annotations
@@ -21,20 +24,18 @@ from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
 from brainuad.data.layout import Subject, split_subjects
 from brainuad.errors import BrainUADError, InputError
 from brainuad.evaluate.conformal import ConformalVolume
-from brainuad.evaluate.histograms import compare_intensity_histograms
+from brainuad.evaluate.histograms import HistogramComparison, compare_intensity_histograms
 from brainuad.evaluate.lesions import (
     FROC_FACTORS,
     LESION_SIZE_BINS_ML,
     MODEL_GRID_VOXEL_ML,
-    LesionDetection,
     LesionMap,
 )
-from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts, ranking_scores
+from brainuad.evaluate.metrics import ConfusionCounts, ScoreHistogram, confusion_counts
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.reconstruction import (
     MedicalLpips,
     l1_error,
-    lesion_l1,
     peak_signal_noise_ratio,
     structural_similarity,
 )
@@ -58,9 +59,15 @@ from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
 from brainuad.evaluate.statistics import MeanStd, mean_std
 from brainuad.evaluate.stream import Shard, scored_volumes
 from brainuad.evaluate.thresholds import Threshold, VoxelPool
+from brainuad.evaluate.volume_measures import (
+    HISTOGRAM_BINS,
+    MeasurePlan,
+    VolumeMeasures,
+    example_slice,
+    measure_volume,
+)
+from brainuad.evaluate.worker_pool import OrderedPool
 
-HISTOGRAM_BINS = 500
-"""Bins of the brain-intensity histograms (kld, entropy difference, the report's densities)."""
 _EXAMPLE_ROLES = ("best", "median", "worst")
 
 _Item = TypeVar("_Item")
@@ -93,7 +100,8 @@ class SplitContext:
     Attributes:
         shift: a change applied to every volume as it is read (the domain-shift study's contrast
             levels), or None; every number is then measured against the changed image.
-        workers: DataLoader workers reading volumes ahead of the model (0: read between batches).
+        workers: DataLoader workers reading volumes ahead of the model, and as many processes
+            measuring the scored test volumes (0: both between batches, in this process).
         shard: this process's share of an evaluation sharded across processes, or None.
     """
 
@@ -125,12 +133,15 @@ class SplitContext:
         return volume if self.shift is None else self.shift(volume)
 
     @contextlib.contextmanager
-    def scored(self, scorer: VolumeScorer, subjects: Sequence[Subject],
-               description: str) -> Iterator[Iterator[tuple[Subject, GridVolume, ScoredVolume]]]:
+    def scored(self, scorer: VolumeScorer, subjects: Sequence[Subject], description: str,
+               postprocessings: Iterable[PostProcessing] = ()) -> Iterator[Iterator[tuple[Subject, GridVolume,
+                                                                                         ScoredVolume]]]:
         """The subjects with their volumes and scored volumes, in order, with a progress bar
-        (:func:`~brainuad.evaluate.stream.scored_volumes`); on leaving, even by an error, the
-        progress bar and the loader workers stop at once."""
-        stream = track(scored_volumes(scorer, subjects, self.load, workers=self.workers, shard=self.shard),
+        (:func:`~brainuad.evaluate.stream.scored_volumes`), each scored volume with its map after
+        each of ``postprocessings``; on leaving, even by an error, the progress bar and the loader
+        workers stop at once."""
+        stream = track(scored_volumes(scorer, subjects, self.load, workers=self.workers, shard=self.shard,
+                                      postprocessings=tuple(dict.fromkeys(postprocessings))),
                        description, self.progress, total=len(subjects))
         try:
             yield stream
@@ -143,10 +154,11 @@ def _pool_healthy(scorer: VolumeScorer, variants: list[PostProcessingVariant], c
     """Brain voxels of the post-processed maps of the IXI validation volumes of the run's fold."""
     subjects = context.subjects("ixi", "val")
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
-    with context.scored(scorer, subjects, context.bar("ixi", f"val fold {context.fold}", suffix)) as stream:
+    with context.scored(scorer, subjects, context.bar("ixi", f"val fold {context.fold}", suffix),
+                        (variant.postprocessing for variant in variants)) as stream:
         for _, volume, scored in stream:
             for variant, pool in pools.items():
-                pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), mask=volume.mask)
+                pool.add(scored.postprocessed[variant.postprocessing], mask=volume.mask)
     return pools
 
 
@@ -158,11 +170,12 @@ def _pool_lesion_val(scorer: VolumeScorer, dataset: str, variants: list[PostProc
         return {}, 0
     subjects = context.subjects(dataset, "val")
     pools = {variant: VoxelPool.for_volumes(len(subjects), MODEL_GRID_SHAPE) for variant in variants}
-    with context.scored(scorer, subjects, context.bar(dataset, "val", suffix)) as stream:
+    with context.scored(scorer, subjects, context.bar(dataset, "val", suffix),
+                        (variant.postprocessing for variant in variants)) as stream:
         for subject, volume, scored in stream:
             target = _target(volume, subject)
             for variant, pool in pools.items():
-                pool.add(variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask), target)
+                pool.add(scored.postprocessed[variant.postprocessing], target)
     return pools, len(subjects)
 
 
@@ -219,7 +232,11 @@ class DensitySums:
 
     def add(self, image: np.ndarray, reconstruction: np.ndarray, brain: np.ndarray) -> tuple[float, float]:
         """Add one pair of (X, Y, Z) volumes; returns its (kld, entropy_difference)."""
-        comparison = compare_intensity_histograms(image, reconstruction, brain, bins=HISTOGRAM_BINS)
+        return self.add_comparison(compare_intensity_histograms(image, reconstruction, brain, bins=HISTOGRAM_BINS))
+
+    def add_comparison(self, comparison: HistogramComparison) -> tuple[float, float]:
+        """Add one volume's histogram comparison (:data:`HISTOGRAM_BINS` bins); returns its (kld,
+        entropy_difference)."""
         self.input += comparison.input_density
         self.reconstruction += comparison.reconstruction_density
         self.count += 1
@@ -239,12 +256,13 @@ def _optional_mean(values: list[float | None]) -> MeanStd | None:
 
 
 class _TestSplit:
-    """Scores the test volumes of one lesion set one at a time (see the module docstring)."""
+    """The running totals of one lesion set's test split, each volume's measures added in split
+    order (see the module docstring)."""
 
     def __init__(self, pairs: tuple[Binarisation, ...], thresholds: dict[Binarisation, Threshold],
                  n_volumes: int) -> None:
         self.pairs = pairs
-        self.thresholds = thresholds
+        self.plan = MeasurePlan(pairs, thresholds)
         self.full = pairs[0].variant
         self.histogram = ScoreHistogram()
         self.densities = DensitySums()
@@ -257,56 +275,28 @@ class _TestSplit:
         self.best: ExampleSlice | None = None  # the first volume of the highest headline Dice
         self.worst: ExampleSlice | None = None  # the last volume of the lowest
 
-    def _lesion_curves(self, lesions: LesionMap, postprocessed: np.ndarray, value: float,
-                       at_headline: LesionDetection) -> None:
-        """Add one volume's lesion detection at every FROC multiple of the headline threshold (at
-        factor 1 the headline's own detection, ``at_headline``), and its detection per lesion size
-        at the headline threshold."""
-        postprocessing = self.headline.variant.postprocessing
-        for index, factor in enumerate(FROC_FACTORS):
-            detection = at_headline if factor == 1.0 else lesions.detect(
-                postprocessing.apply_to_binary(postprocessed > value * factor))
-            counts = detection.counts
-            self.froc_counts[index] += (counts.lesions, counts.detected, counts.false_positives)
-        self.size_counts += np.asarray(at_headline.recall_by_size(LESION_SIZE_BINS_ML), dtype=np.int64)
+    @property
+    def postprocessings(self) -> tuple[PostProcessing, ...]:
+        """The post-processings the test volumes' maps are needed after."""
+        return tuple(dict.fromkeys(pair.variant.postprocessing for pair in self.pairs))
 
-    def add(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume) -> None:
-        maps = {variant: variant.postprocessing.apply_to_residual(scored.anomaly_map, volume.mask)
-                for variant in dict.fromkeys(pair.variant for pair in self.pairs)}
-        full = maps[self.full]
-        segmentations = []
-        lesions = LesionMap(target)
-        detections = {}
-        for pair, threshold in self.thresholds.items():
-            prediction = pair.variant.postprocessing.apply_to_binary(maps[pair.variant] > threshold.value)
-            detections[pair] = lesions.detect(prediction)
-            counts = confusion_counts(prediction, target)
-            segmentations.append(Segmentation(pair.variant.label, pair.rule.label, counts, detections[pair].counts))
-            if pair == self.headline:
-                self._keep_example(volume, target, scored, prediction, counts.dice)
-        self._lesion_curves(lesions, maps[self.headline.variant], self.thresholds[self.headline].value,
-                            detections[self.headline])
-        ranking = ranking_scores(full, target)
+    def add(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume, measures: VolumeMeasures) -> None:
+        """Add the next volume (with its measures, :func:`~brainuad.evaluate.volume_measures.measure_volume`)."""
+        full = scored.postprocessed[self.full.postprocessing]
         self.histogram.add(full, target, mask=volume.mask)
         if self.archive is not None:
             self.archive.add(full, target)
-        l1 = kld = entropy_difference = None
-        if scored.reconstruction is not None:
-            l1 = lesion_l1(volume.image, scored.reconstruction, target, volume.mask)
-            kld, entropy_difference = self.densities.add(volume.image, scored.reconstruction, volume.mask)
-        self.volumes.append(LesionVolume(volume.name, int(np.count_nonzero(target)), ranking.average_precision,
-                                         ranking.roc_auc, l1, kld, entropy_difference, tuple(segmentations)))
-
-    def _keep_example(self, volume: GridVolume, target: np.ndarray, scored: ScoredVolume, prediction: np.ndarray,
-                      dice: float) -> None:
-        """Keep the example slice of a volume that is the best or worst so far by headline Dice, so
-        that the report's figures re-score only the median volume."""
-        if math.isnan(dice):
-            return
-        if self.best is None or dice > self.best.dice:
-            self.best = example_slice("best", volume, target, scored, prediction, dice)
-        if self.worst is None or dice <= self.worst.dice:
-            self.worst = example_slice("worst", volume, target, scored, prediction, dice)
+        self.volumes.append(measures.record)
+        self.froc_counts += measures.froc_counts
+        self.size_counts += measures.size_counts
+        if measures.densities is not None:
+            self.densities.add_comparison(measures.densities)
+        example = measures.example
+        if example is not None:
+            if self.best is None or example.dice > self.best.dice:
+                self.best = replace(example, role="best")
+            if self.worst is None or example.dice <= self.worst.dice:
+                self.worst = replace(example, role="worst")
 
     def finish_oracle(self, where: str) -> dict[Binarisation, Threshold]:
         """Choose the oracle thresholds on the archived test maps and add their segmentations."""
@@ -362,18 +352,6 @@ class _TestSplit:
                      for factor, (lesions, detected, false) in zip(FROC_FACTORS, self.froc_counts))
 
 
-def example_slice(role: str, volume: GridVolume, target: np.ndarray, scored: ScoredVolume, prediction: np.ndarray,
-                  dice: float) -> ExampleSlice:
-    """The axial slice with the most lesion (the most brain when there is none) of a scored test
-    volume, copied out of its (X, Y, Z) arrays; ``prediction`` is its binarised post-processed map."""
-    weight = target if target.any() else volume.mask
-    axial = int(np.argmax(weight.sum(axis=(0, 1))))
-    reconstruction = None if scored.reconstruction is None else scored.reconstruction[..., axial].copy()
-    return ExampleSlice(role, volume.name, dice, axial, volume.image[..., axial].copy(), reconstruction,
-                        scored.anomaly_map[..., axial].copy(), prediction[..., axial].copy(),
-                        target[..., axial].copy())
-
-
 def _example_slices(scorer: VolumeScorer, subjects: list[Subject], split: _TestSplit, pair: Binarisation,
                     threshold: Threshold, context: SplitContext) -> tuple[ExampleSlice, ...]:
     """The best, median and worst volumes (headline Dice): the best and worst kept while the split
@@ -416,9 +394,12 @@ def evaluate_set(scorer: VolumeScorer, dataset: str, pairs: tuple[Binarisation, 
     del pools
     subjects = context.subjects(dataset, "test")
     split = _TestSplit(pairs, {pair: thresholds[pair] for pair in pairs if pair in thresholds}, len(subjects))
-    with context.scored(scorer, subjects, context.bar(dataset, "test", suffix)) as stream:
-        for subject, volume, scored in stream:
-            split.add(volume, _target(volume, subject), scored)
+    with context.scored(scorer, subjects, context.bar(dataset, "test", suffix), split.postprocessings) as stream, \
+            OrderedPool(measure_volume, context.workers) as measuring:
+        calls = (((volume, target, scored), (split.plan, volume, target, scored))
+                 for subject, volume, scored in stream for target in (_target(volume, subject),))
+        for (volume, target, scored), measures in measuring.map(calls):
+            split.add(volume, target, scored, measures)
     thresholds.update(split.finish_oracle(f"the {dataset} test split"))
     examples = _example_slices(scorer, subjects, split, pairs[0], thresholds[pairs[0]], context) if figures else ()
     return split.result(dataset, context.modality, n_val, thresholds, examples)
@@ -443,13 +424,17 @@ class _HealthyThresholdTally:
         self.flagged: dict[Binarisation, list[int]] = {pair: [] for pair in self.thresholds}
         self.brain_voxels: list[int] = []
 
-    def add(self, anomaly_map: np.ndarray, brain: np.ndarray) -> None:
-        """Count one (X, Y, Z) map's brain voxels above each threshold (before component removal)."""
+    @property
+    def postprocessings(self) -> tuple[PostProcessing, ...]:
+        return tuple(dict.fromkeys(pair.variant.postprocessing for pair in self.thresholds))
+
+    def add(self, scored: ScoredVolume, brain: np.ndarray) -> None:
+        """Count the brain voxels of one volume's post-processed maps above each threshold (before
+        component removal)."""
         self.brain_voxels.append(int(np.count_nonzero(brain)))
-        scores = {variant: variant.postprocessing.apply_to_residual(anomaly_map, brain)[brain]
-                  for variant in dict.fromkeys(pair.variant for pair in self.thresholds)}  # once per variant
         for pair, threshold in self.thresholds.items():
-            self.flagged[pair].append(int(np.count_nonzero(scores[pair.variant] > threshold.value)))
+            scores = scored.postprocessed[pair.variant.postprocessing][brain]
+            self.flagged[pair].append(int(np.count_nonzero(scores > threshold.value)))
 
     def checks(self) -> tuple[HealthyThresholdCheck, ...]:
         checks = []
@@ -472,7 +457,7 @@ def _healthy_volume(volume: GridVolume, scored: ScoredVolume, lpips: MedicalLpip
     reconstruction = scored.reconstruction
     if reconstruction is None:
         raise ValueError(f"the healthy evaluation needs reconstructions; the scorer gave none for {volume.name}")
-    tally.add(scored.anomaly_map, volume.mask)
+    tally.add(scored, volume.mask)
     distance = None
     if lpips is not None:
         pair = [torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
@@ -491,7 +476,7 @@ def evaluate_healthy(scorer: VolumeScorer, lpips: MedicalLpips | None, context: 
     subjects = context.subjects("ixi", "test")
     densities = DensitySums()
     tally = _HealthyThresholdTally(thresholds or {})
-    with context.scored(scorer, subjects, context.bar("ixi", "test")) as stream:
+    with context.scored(scorer, subjects, context.bar("ixi", "test"), tally.postprocessings) as stream:
         volumes = [_healthy_volume(volume, scored, lpips, tally, densities) for _, volume, scored in stream]
     return HealthyResult(
         modality=context.modality, n=len(volumes), ssim=mean_std([v.ssim for v in volumes], ddof=0),

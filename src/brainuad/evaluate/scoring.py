@@ -11,8 +11,8 @@ else the method's own map; every volume costs one model call.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -20,7 +20,8 @@ import torch
 
 from brainuad.checks import check_fraction
 from brainuad.data.grid import MODEL_GRID_SHAPE, GridVolume
-from brainuad.methods.base import residual
+from brainuad.evaluate.postprocess import PostProcessing
+from brainuad.methods.base import AnomalyDetector, residual
 
 __all__ = [
     "AnomalyScorer",
@@ -107,10 +108,13 @@ class ScoredVolume:
     Attributes:
         anomaly_map: (X, Y, Z) float32 >= 0.
         reconstruction: (X, Y, Z) float32 or None.
+        postprocessed: the anomaly map after each post-processing an evaluation asked the stream
+            for (:func:`~brainuad.evaluate.stream.scored_volumes`), (X, Y, Z) each; empty otherwise.
     """
 
     anomaly_map: np.ndarray
     reconstruction: np.ndarray | None
+    postprocessed: Mapping[PostProcessing, np.ndarray] = field(default_factory=dict)
 
 
 class VolumeScorer(ABC):
@@ -120,6 +124,12 @@ class VolumeScorer(ABC):
     def volumes_per_batch(self) -> int:
         """How many volumes :meth:`score_many` is best given at once (their slices share forward batches)."""
         return 1
+
+    @property
+    def device(self) -> torch.device:
+        """Where the method scores (and the evaluation post-processes) volumes; the CPU unless a
+        scorer says otherwise."""
+        return torch.device("cpu")
 
     @abstractmethod
     def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
@@ -139,6 +149,11 @@ class VolumeScorer(ABC):
     def score(self, volume: GridVolume) -> ScoredVolume:
         """:meth:`score_many` of one volume."""
         return self.score_many([volume])[0]
+
+
+def _device_of(method: object) -> torch.device:
+    """The device of a trained method (an :class:`AnomalyDetector`), else the CPU."""
+    return method.device if isinstance(method, AnomalyDetector) else torch.device("cpu")
 
 
 def crop_width(image: np.ndarray, width: float) -> np.ndarray:
@@ -182,6 +197,10 @@ class ResidualScorer(VolumeScorer):
         self.conditioning_width = conditioning_width
 
     @property
+    def device(self) -> torch.device:
+        return _device_of(self.method)
+
+    @property
     def volumes_per_batch(self) -> int:
         """Volumes whose denoiser passes fill one forward batch of a :class:`BatchReconstructor` (at least 1)."""
         if not isinstance(self.method, BatchReconstructor):
@@ -222,6 +241,10 @@ class MapScorer(VolumeScorer):
 
     def __init__(self, method: AnomalyScorer) -> None:
         self.method = method
+
+    @property
+    def device(self) -> torch.device:
+        return _device_of(self.method)
 
     def _score_many(self, volumes: Sequence[GridVolume]) -> list[ScoredVolume]:
         return [ScoredVolume(np.asarray(self.method.anomaly_map(volume), dtype=np.float32), None)

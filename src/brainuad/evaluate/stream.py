@@ -2,9 +2,11 @@
 
 Volumes are read and brought to the model grid by DataLoader workers while the model scores the
 previous ones, scored several at a time (their slices and noise levels share forward batches:
-:attr:`~brainuad.evaluate.scoring.VolumeScorer.volumes_per_batch`), and, when the evaluation runs
-in several processes (:class:`Shard`), each process scores its share of every batch and all
-processes receive every scored volume. The engine then reduces the same volumes in the same order
+:attr:`~brainuad.evaluate.scoring.VolumeScorer.volumes_per_batch`), their anomaly maps
+post-processed on the scorer's device (:func:`~brainuad.evaluate.postprocess.postprocess_maps`:
+the batch at once on a GPU), and, when the evaluation runs in several processes (:class:`Shard`),
+each process scores and post-processes its share of every batch and all processes receive every
+scored volume. The engine then reduces the same volumes in the same order
 in every process, so its numbers equal those of one process exactly (each volume's test-time
 noise depends on the volume alone, never on the batch it was scored in).
 
@@ -14,13 +16,14 @@ Memory holds one batch of volumes per process (times the loader's prefetch), wha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from brainuad.data.grid import GridVolume
 from brainuad.data.layout import Subject
+from brainuad.evaluate.postprocess import PostProcessing, postprocess_maps
 from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
 
 __all__ = ["Shard", "scored_volumes"]
@@ -78,8 +81,17 @@ def _unbatched(items: list[GridVolume | None]) -> list[GridVolume | None]:
     return items
 
 
+def _score_share(scorer: VolumeScorer, volumes: list[GridVolume],
+                 postprocessings: Sequence[PostProcessing]) -> list[ScoredVolume]:
+    scored = scorer.score_many(volumes)
+    maps = postprocess_maps(postprocessings, [item.anomaly_map for item in scored],
+                            [volume.mask for volume in volumes], scorer.device)
+    return [replace(item, postprocessed=processed) for item, processed in zip(scored, maps, strict=True)]
+
+
 def scored_volumes(scorer: VolumeScorer, subjects: Sequence[Subject], load: Callable[[Subject], GridVolume], *,
-                   workers: int = 0, shard: Shard | None = None) -> Iterator[tuple[Subject, GridVolume, ScoredVolume]]:
+                   workers: int = 0, shard: Shard | None = None, postprocessings: Sequence[PostProcessing] = (),
+                   ) -> Iterator[tuple[Subject, GridVolume, ScoredVolume]]:
     """Each subject with its volume and scored volume, in the order of ``subjects``.
 
     Args:
@@ -88,6 +100,7 @@ def scored_volumes(scorer: VolumeScorer, subjects: Sequence[Subject], load: Call
         load: reads a subject's model-grid volume (picklable when ``workers`` > 0).
         workers: DataLoader worker processes reading volumes ahead (0: read in this process).
         shard: this process's share of a sharded evaluation, or None (one process scores all).
+        postprocessings: each scored volume's ``postprocessed`` maps (on the scorer's device).
 
     Raises:
         whatever ``load`` raises for a subject that cannot be read (in this process, with its own type).
@@ -102,8 +115,9 @@ def scored_volumes(scorer: VolumeScorer, subjects: Sequence[Subject], load: Call
         batch = subjects[start:start + per_batch]
         read = [volume if volume is not None else load(subject) for subject, volume in zip(batch, volumes)]
         if shard is None:
-            scored = scorer.score_many(read)
+            scored = _score_share(scorer, read, postprocessings)
         else:
-            scored = shard.gather(len(read), scorer.score_many([read[i] for i in shard.share(len(read))]))
+            scored = shard.gather(len(read), _score_share(scorer, [read[i] for i in shard.share(len(read))],
+                                                          postprocessings))
         yield from zip(batch, read, scored, strict=True)
 
