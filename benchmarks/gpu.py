@@ -21,11 +21,14 @@ Prints one table:
   opensimplex (the authors' loop);
 - a BraTS21-size evaluation end to end (``--volumes`` synthetic 96 x 96 x 50 volumes with
   lesions: reading, ensemble reconstruction, post-processing, binarisation, connected
-  components, Dice and AUPRC): brainuad's stream (:func:`brainuad.evaluate.stream.scored_volumes`,
-  post-processing only where the eroded brain mask keeps a voxel) against the authors' loop
-  (as above, then scipy's full-grid median filter and erosion); seconds, volumes/s, peak memory
-  (each measured in a fresh process: peak resident memory on a CPU, peak allocated on a GPU),
-  and the ratio of the two from the same run.
+  components, Dice and AUPRC): brainuad's stream (:func:`brainuad.evaluate.stream.scored_volumes`:
+  volumes read by ``--workers`` loader workers, the median and erosion on the device -- batched
+  with torch on a GPU, only where the eroded brain mask keeps a voxel on a CPU -- and the
+  components and scores in ``--workers`` CPU processes,
+  :class:`~brainuad.evaluate.worker_pool.OrderedPool`) against the authors' loop (as above, then
+  scipy's full-grid median filter and erosion, everything in one process); seconds, volumes/s,
+  peak memory (each measured in a fresh process: peak resident memory on a CPU, peak allocated
+  on a GPU), and the ratio of the two from the same run.
 
 Both evaluation paths see the same volumes and the same network; their maps differ only by the
 noise draws. ``--size paper`` builds the paper's networks (UNet base 128, ResNet-50 encoder);
@@ -55,6 +58,7 @@ from brainuad.evaluate.metrics import score_volume
 from brainuad.evaluate.postprocess import PostProcessing
 from brainuad.evaluate.scoring import ResidualScorer
 from brainuad.evaluate.stream import scored_volumes
+from brainuad.evaluate.worker_pool import OrderedPool
 from brainuad.image_range import to_image_range, to_model_range
 from brainuad.methods.ddpm import DDPM
 from brainuad.methods.registry import build_detector, load_config, parse_config
@@ -195,6 +199,13 @@ def _authors_postprocessing(residual: np.ndarray, brain: np.ndarray) -> np.ndarr
     return ndimage.median_filter(residual, size=5) * eroded
 
 
+def binarised_scores(processed: np.ndarray, target: np.ndarray) -> float:
+    """Dice of a post-processed map binarised at :data:`THRESHOLD`, small components removed (and
+    its AUPRC, computed and dropped, as an evaluation would)."""
+    prediction = PostProcessing().apply_to_binary(processed > THRESHOLD)
+    return score_volume(prediction, target, processed).dice
+
+
 def evaluation_run(size: str, device: str, volumes: int, batch_slices: int | None, workers: int,
                    authors: bool, threads: int) -> tuple[float, float, float]:
     """(seconds, peak memory in MiB, mean Dice) of one evaluation path in this (fresh) process."""
@@ -213,15 +224,13 @@ def evaluation_run(size: str, device: str, volumes: int, batch_slices: int | Non
                 volume = synthetic_volume(index)
                 reconstruction = _authors_reconstruction(method, volume.image, index)
                 processed = _authors_postprocessing(np.abs(volume.image - reconstruction), volume.mask)
-                prediction = post.apply_to_binary(processed > THRESHOLD)
-                dice.append(score_volume(prediction, volume.seg, processed).dice)
+                dice.append(binarised_scores(processed, volume.seg))
         else:
             stream = scored_volumes(ResidualScorer(method), [_subject(i) for i in range(volumes)], _load,
-                                    workers=workers)
-            for _, volume, scored in stream:
-                processed = post.apply_to_residual(scored.anomaly_map, volume.mask)
-                prediction = post.apply_to_binary(processed > THRESHOLD)
-                dice.append(score_volume(prediction, volume.seg, processed).dice)
+                                    workers=workers, postprocessings=(post,))
+            with OrderedPool(binarised_scores, workers) as measuring:
+                calls = ((None, (scored.postprocessed[post], volume.seg)) for _, volume, scored in stream)
+                dice.extend(value for _, value in measuring.map(calls))
     synchronise(torch.device(device))
     seconds = time.perf_counter() - start
     if torch.device(device).type == "cuda":
@@ -248,7 +257,8 @@ def main() -> None:
     parser.add_argument("--volumes", type=int, default=None, help="evaluation volumes (default 1151 GPU, 6 CPU)")
     parser.add_argument("--batch-slices", type=int, default=None,
                         help="rows per forward pass of the batched path (default: the device's)")
-    parser.add_argument("--workers", type=int, default=0, help="loader workers of the batched path")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="loader workers and measuring processes of the batched path (default 8 GPU, 0 CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed training steps")
     parser.add_argument("--precision-steps", type=int, default=None,
                         help="training steps per precision of the loss comparison (default 400 GPU, 40 CPU; 0: skip)")
@@ -261,6 +271,7 @@ def main() -> None:
     size = args.size or ("paper" if gpu else "tiny")
     batch = args.batch or (32 if gpu else 8)
     volumes = args.volumes or (1151 if gpu else 6)
+    workers = args.workers if args.workers is not None else (8 if gpu else 0)
     threads = torch.get_num_threads()
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {threads} threads"
     print(f"device: {name}; torch {torch.__version__}; {size} networks; training batch {batch}; "
@@ -319,7 +330,7 @@ def main() -> None:
                  "contiguous layout, noise by opensimplex on the CPU"))
     del method, authors_method
 
-    ours = in_fresh_process(size, args.device, volumes, args.batch_slices, args.workers, False, threads)
+    ours = in_fresh_process(size, args.device, volumes, args.batch_slices, workers, False, threads)
     theirs = in_fresh_process(size, args.device, volumes, None, 0, True, threads)
     memory = "peak allocated" if gpu else "peak resident"
     rows.append((f"evaluation of {volumes} volumes, brainuad stream",

@@ -13,4 +13,6 @@ BATCH_SLICES: Any = typer.Option(
     help="Slices per forward pass of a diffusion model, the slices and noise levels of several volumes together "
          "(default: the run's inference_batch_size, else 64 on a CPU and 512 on a GPU). Results do not change.")
 LOADER_WORKERS: Any = typer.Option(
-    0, "--workers", min=0, help="Processes reading and resampling volumes ahead of the model (0: none).")
+    0, "--workers", min=0,
+    help="Processes reading and resampling volumes ahead of the model, and as many measuring the scored test volumes "
+         "(0: none).")
