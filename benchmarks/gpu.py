@@ -2,13 +2,15 @@
 authors' way of doing the same work.
 
     python benchmarks/gpu.py                                   # CPU: tiny networks, 6 volumes
-    python benchmarks/gpu.py --device cuda --size paper --volumes 1151 --batch 32
+    python benchmarks/gpu.py --device cuda --size paper --volumes 1151 --batch 32 --compile
 
 Prints one table:
 
 - the device's measured matmul peak (fp32, and bf16 on a GPU), the reference of every fraction;
 - training slices/s of the DDPM and cDDPM at ``--batch`` (channels-last, fused Adam; fp32, and
-  bf16 autocast on a GPU), as a fraction of the peak (forward + backward taken as 3 forwards);
+  bf16 autocast on a GPU), as a fraction of the peak (forward + backward taken as 3 forwards),
+  and with ``--compile`` once more with each network compiled by torch.compile (and the seconds
+  the compilation took);
 - training data slices/s: drawn and augmented on the device in batch (``data.slices_on=device``)
   against torchio one slice at a time (the rate of one DataLoader worker, ``slices_on=loader``);
 - the training loss of the cDDPM after ``--precision-steps`` steps in fp32, bf16 autocast and
@@ -263,6 +265,7 @@ def main() -> None:
     parser.add_argument("--precision-steps", type=int, default=None,
                         help="training steps per precision of the loss comparison (default 400 GPU, 40 CPU; 0: skip)")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also time training with torch.compile (train.compile)")
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -291,6 +294,15 @@ def main() -> None:
                 fraction = 3 * flops * rate / (peaks[kind] * 1e12)
                 rows.append((f"training {method_name}, batch {batch}, {kind}", f"{rate:.1f} slices/s",
                              f"{100 * fraction:.1f} % of the {kind} peak"))
+            if args.compile:  # train.compile=true: each network through torch.compile, as the trainer does
+                for network in method.children():
+                    network.compile()
+                start = time.perf_counter()
+                step = time_training_step(method, batch, MODEL_GRID_SHAPE[0], args.repeats, gpu)
+                kind = "bf16" if gpu else "fp32"
+                rows.append((f"training {method_name}, batch {batch}, {kind}, compiled", f"{batch / step:.1f} slices/s",
+                             f"{100 * 3 * flops * batch / step / (peaks[kind] * 1e12):.1f} % of the {kind} peak; "
+                             f"{time.perf_counter() - start - (args.repeats * step):.0f} s to compile"))
             del method
         on_device, per_worker = training_data_rates(device, batch, 20)
         rows.append((f"training data, batch {batch}, drawn and augmented on the device", f"{on_device:.0f} slices/s",

@@ -44,6 +44,14 @@ def _link_tree(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def grid_cache(tmp_path_factory) -> Path:
+    """An on-disk model-grid cache (``data.cache_dir``) that the tests training or scoring the tiny
+    cohort share, so that each of its volumes is brought to the model grid once per session (its
+    entries are written atomically: the xdist workers fill it together)."""
+    return shared_folder(tmp_path_factory, "grid-cache", lambda folder: None)
+
+
 @pytest.fixture
 def cohort_copy(tiny_cohort, tmp_path) -> Path:
     """A hard-linked copy of the tiny cohort. Replace files (helpers.replace_file), never write in place."""
@@ -63,7 +71,7 @@ TRAINED_DDPM_STEPS = 20
 
 
 @pytest.fixture(scope="session")
-def trained_ddpm_run(tiny_cohort, tmp_path_factory) -> Path:
+def trained_ddpm_run(tiny_cohort, grid_cache, tmp_path_factory) -> Path:
     """The tiny DDPM config trained for TRAINED_DDPM_STEPS steps of 6 healthy T2 slices (lr 2e-3,
     about 45 CPU-seconds).
 
@@ -77,8 +85,8 @@ def trained_ddpm_run(tiny_cohort, tmp_path_factory) -> Path:
     from brainuad.train import train_run
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "ddpm.yaml", [
-        f"data.root={tiny_cohort}", "data.batch_size=6", "data.augment=false", "data.val_slices_per_volume=1",
-        "train.lr=2e-3", f"train.max_epochs={TRAINED_DDPM_STEPS}",
+        f"data.root={tiny_cohort}", f"data.cache_dir={grid_cache}", "data.batch_size=6", "data.augment=false",
+        "data.val_slices_per_volume=1", "train.lr=2e-3", f"train.max_epochs={TRAINED_DDPM_STEPS}",
         f"train.check_val_every_n_epoch={TRAINED_DDPM_STEPS}"])
     return shared_folder(tmp_path_factory, "trained", lambda folder: train_run(config, folder / "ddpm-t2",
                                                                              progress=False)) / "ddpm-t2"

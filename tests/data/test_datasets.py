@@ -13,8 +13,8 @@ from brainuad.data.layout import split_subjects
 
 
 @pytest.fixture(scope="module")
-def train_volumes(tiny_cohort):
-    cache = GridCache()
+def train_volumes(tiny_cohort, grid_cache):
+    cache = GridCache(grid_cache)
     return [cache.load(subject) for subject in split_subjects(tiny_cohort, "ixi", "train", 0, "t2")]
 
 

@@ -72,11 +72,6 @@ class PlantedDiffusion(PlantedReconstruction):
         return volume.image - planted_anomaly(volume, 0.2 * (t_test or 500) / 500)
 
 
-@pytest.fixture(scope="module")
-def grid_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("grid-cache")
-
-
 def quick(method, cohort, cache, **options):
     settings = dict(name="planted", modality="t2", sets=["brats21"], limit=2, ablation=False, progress=False,
                     cache_dir=cache)

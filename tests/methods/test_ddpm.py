@@ -32,9 +32,9 @@ def make(kind="ddpm", **options):
     return DDPM(tiny_unet(), SimplexNoise(feature_size=16.0), schedule, **options)
 
 
-@pytest.mark.parametrize(("kind", "steps"), [("ddpm", 150), ("cddpm", 80), ("pddpm", 80)])
+@pytest.mark.parametrize(("kind", "steps"), [("ddpm", 150), ("cddpm", 40), ("pddpm", 80)])
 def test_x0_loss_falls_by_half_when_overfitting(kind, steps):
-    """Adam on four slices; measured once: the loss falls to 0.46 (DDPM, 150 steps), 0.29 (cDDPM, 80)
+    """Adam on four slices; measured once: the loss falls to 0.47 (DDPM, 150 steps), 0.36 (cDDPM, 40)
     and 0.31 (pDDPM, 80) of its start."""
     torch.manual_seed(0)
     method = make(kind)

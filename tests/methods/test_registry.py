@@ -31,13 +31,13 @@ METHOD_OVERRIDES = {"fanogan": ["fanogan.gan_epochs=1", "model.latent_dim=128"],
 cDDPMs one test level instead of the ensemble of three (for speed)."""
 
 
-def small_config(name: str, cohort: Path):
+def small_config(name: str, cohort: Path, cache: Path):
     spec = SPECS[name]
     model = spec.config.model_fields.get("model")
     shrink = SMALL_NETWORKS[model.annotation] if model is not None else []
     return load_config(CONFIGS / "tiny" / f"{name}.yaml", [
-        f"data.root={cohort}", "data.batch_size=4", "data.val_slices_per_volume=1", "train.max_epochs=2",
-        "train.log_every_n_steps=1", *shrink, *METHOD_OVERRIDES.get(name, [])])
+        f"data.root={cohort}", f"data.cache_dir={cache}", "data.batch_size=4", "data.val_slices_per_volume=1",
+        "train.max_epochs=2", "train.log_every_n_steps=1", *shrink, *METHOD_OVERRIDES.get(name, [])])
 
 
 def test_every_method_has_one_spec_named_as_its_config():
@@ -75,9 +75,9 @@ def test_a_spec_must_match_its_config_and_names_are_checked():
 
 
 @pytest.mark.parametrize("name", DETECTORS)
-def test_every_detector_trains_saves_and_loads_again(name, tiny_cohort, tmp_path):
+def test_every_detector_trains_saves_and_loads_again(name, tiny_cohort, grid_cache, tmp_path):
     """Two epochs of a small network; the run directory's weights load into the same detector."""
-    config = small_config(name, tiny_cohort)
+    config = small_config(name, tiny_cohort, grid_cache)
     summary = train_run(config, tmp_path / name, progress=False)
     assert summary.best_val_loss is not None and summary.method == name
     assert summary.epochs == (0 if SPECS[name].training == "fit" else 2)
@@ -87,7 +87,7 @@ def test_every_detector_trains_saves_and_loads_again(name, tiny_cohort, tmp_path
     saved = load_file(str(tmp_path / name / SPECS[name].weights_file))
     state = method.state_dict()
     assert set(saved) == set(state) and all(torch.equal(saved[key], state[key].cpu()) for key in saved)
-    volume = GridCache().load(split_subjects(tiny_cohort, "brats21", "test")[0])
+    volume = GridCache(grid_cache).load(split_subjects(tiny_cohort, "brats21", "test")[0])
     if isinstance(method, ReconstructionMethod):  # anomaly_map is this score of this reconstruction
         reconstruction = method.reconstruct(volume)
         assert reconstruction.shape == MODEL_GRID_SHAPE

@@ -45,9 +45,10 @@ def _no_temporaries(root: Path) -> None:
     assert not left, left
 
 
-def test_train_killed_after_an_epoch_resumes_to_the_same_weights(tiny_cohort, tmp_path):
+def test_train_killed_after_an_epoch_resumes_to_the_same_weights(tiny_cohort, grid_cache, tmp_path):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    _run(_command([*TRAIN, "--data", str(tiny_cohort), "--out", str(whole)]))
+    train = [*TRAIN, f"data.cache_dir={grid_cache}"]
+    _run(_command([*train, "--data", str(tiny_cohort), "--out", str(whole)]))
     last = resumed / "checkpoints" / "last.ckpt"
     saves: set[int] = set()
 
@@ -56,9 +57,9 @@ def test_train_killed_after_an_epoch_resumes_to_the_same_weights(tiny_cohort, tm
             saves.add(last.stat().st_mtime_ns)
         return len(saves) >= 2
 
-    kill_when(_command([*TRAIN, "--data", str(tiny_cohort), "--out", str(resumed)]), two_epochs_saved)
+    kill_when(_command([*train, "--data", str(tiny_cohort), "--out", str(resumed)]), two_epochs_saved)
     assert not (resumed / "model.safetensors").exists()
-    _run(_command([*TRAIN, "--data", str(tiny_cohort), "--out", str(resumed)]))
+    _run(_command([*train, "--data", str(tiny_cohort), "--out", str(resumed)]))
     first, second = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert first.keys() == second.keys()
     for key in first:
