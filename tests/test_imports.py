@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "brainuad"
 
 TIERS = (
-    ("errors", "version", "image_range", "padding", "checks", "digest"),
+    ("errors", "version", "image_range", "padding", "cores", "checks", "digest"),
     ("atomic", "lock", "config"),
     ("weights", "noise", "nn", "data"),
     ("preprocess", "methods"),

@@ -21,8 +21,10 @@ TRAIN = ["train", str(CONFIGS / "tiny" / "ddpm.yaml"), "train.max_epochs=4", "tr
          "train.log_every_n_steps=1", "data.num_workers=0", "data.val_slices_per_volume=2", "model.base_channels=8",
          "model.groups=4", "model.attention_head_channels=8", "model.channel_mult=[1,2,2]"]
 PREPARE = """
+import os
 import sys
 sys.path.insert(0, {tests!r})
+os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})  # one core: SimpleITK's registration repeats exactly
 from preprocess.conftest import make_coarse_pipeline
 from brainuad.preprocess.prepare import prepare_dataset
 

@@ -11,7 +11,6 @@ between GPUs and gloo between CPU processes.
 from __future__ import annotations
 
 import datetime
-import os
 import queue
 import socket
 import traceback
@@ -22,6 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from brainuad.cores import usable_cores
 from brainuad.errors import BrainUADError
 from brainuad.evaluate.inference import Inference
 from brainuad.evaluate.stream import Shard
@@ -48,7 +48,7 @@ def _threads(inference: Inference) -> int:
     """Torch threads per CPU process: the cores shared out (GPU processes keep one thread each)."""
     if torch.device(inference.device).type == "cuda":
         return 1
-    return max(1, (os.cpu_count() or 1) // inference.devices)
+    return max(1, usable_cores() // inference.devices)
 
 
 def _serve(rank: int, inference: Inference, address: str, jobs: Any, errors: Any, ready: Any) -> None:

@@ -10,7 +10,7 @@
 
 Processes come from a fork server where the platform has one (clean, thread-free copies of a
 small parent, so libraries that start threads, like torch and SimpleITK, are safe in them), else
-they are spawned. Each gets ``cpu_count // workers`` threads for BLAS, OpenMP, torch and SimpleITK.
+they are spawned. Each gets ``usable_cores() // workers`` threads for BLAS, OpenMP, torch and SimpleITK.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Generic, Sequence, TextIO, TypeVar
 
 from brainuad.checks import check_int
+from brainuad.cores import usable_cores
 from brainuad.errors import BrainUADError
 
 Job = TypeVar("Job")
@@ -96,7 +97,7 @@ def run_jobs(jobs: Sequence[NamedJob[Job]], work: Callable[[Job], None], *, work
             summary.results.append(JobResult(named.name, "skipped"))
         else:
             pending.append(named)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     context = _context()
     running: dict[int, tuple[NamedJob, BaseProcess, Connection, float]] = {}
     with _Log(log) as journal, tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=description,
