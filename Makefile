@@ -18,7 +18,7 @@ lint: install
 	$(BIN)/mypy src/brainuad
 
 test: lint
-	$(BIN)/pytest -q -n 2 --dist loadscope
+	$(BIN)/pytest -q -n 3 --dist loadscope
 
 demo: install
 	$(BIN)/brainuad demo --out $(DEMO_OUT)

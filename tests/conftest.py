@@ -10,7 +10,8 @@ import pytest
 import torch
 from helpers import shared_folder
 
-# with pytest-xdist (make test runs 2 workers) each worker gets one core's worth of threads
+# with pytest-xdist (make test runs 3 workers: one more than the 2 cores, since many tests wait on
+# subprocesses and files) each worker gets one torch thread
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
 
