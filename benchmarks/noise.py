@@ -7,16 +7,20 @@ fields at once in torch (:class:`brainuad.noise.SimplexNoise`).
 
 Usage::
 
-    python benchmarks/noise.py --device cpu --batch 32 --size 96 --repeats 10 [--threads 1]
+    python benchmarks/noise.py --device cpu --batch 32 --size 96 --repeats 10 [--threads 1] [--busy 2]
 
 Prints, per generator, the median wall time per batch and per (size x size) field, the best
 wall time per field and the median process CPU time per field. On a busy shared machine,
 compare with ``--threads 1``: multi-threaded runs of both libraries slow down erratically when
-other processes compete for the cores.
+other processes compete for the cores. ``--busy N`` times everything while N busy-looping
+processes compete for the cores (brainuad draws CPU fields on one torch thread whatever
+``--threads`` says; the worst batch shows what contention does to the others).
 """
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -101,6 +105,9 @@ def main() -> None:
         default=None,
         help="CPU threads for both torch and numba (default: each library's own default)",
     )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="busy-looping processes competing for the cores while timing"
+    )
     args = parser.parse_args()
     if args.threads is not None:
         if args.threads < 1:
@@ -110,6 +117,8 @@ def main() -> None:
     for name in ("batch", "size", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)!r}")
+    if args.busy < 0:
+        parser.error(f"--busy must be >= 0, got {args.busy!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but CUDA is not available")
 
@@ -135,12 +144,18 @@ def main() -> None:
             gaussian, batch, size, device, generator
         ),
     }
-    with torch.no_grad():
-        times = time_rounds(runs, args.repeats, sync)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        with torch.no_grad():
+            times = time_rounds(runs, args.repeats, sync)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
     print(
         f"{batch} fields of {size}x{size}, {OCTAVES} octaves, persistence {PERSISTENCE}, "
-        f"feature size {FEATURE_SIZE:g} px; {args.repeats} timed rounds"
+        f"feature size {FEATURE_SIZE:g} px; {args.repeats} timed rounds; {args.busy} busy processes"
     )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
@@ -148,15 +163,16 @@ def main() -> None:
     )
     width = max(len(name) for name in times)
     print(
-        f"{'generator':<{width}}  {'ms/batch':>9}  {'ms/field':>9}  {'best ms/field':>13}  "
-        f"{'CPU ms/field':>12}"
+        f"{'generator':<{width}}  {'ms/batch':>9}  {'worst ms/batch':>14}  {'ms/field':>9}  "
+        f"{'best ms/field':>13}  {'CPU ms/field':>12}"
     )
     for name, timings in times.items():
         wall = statistics.median(t.wall for t in timings)
         best = min(t.wall for t in timings)
+        worst = max(t.wall for t in timings)
         cpu = statistics.median(t.cpu for t in timings)
         print(
-            f"{name:<{width}}  {wall * 1e3:>9.2f}  {wall * 1e3 / batch:>9.3f}  "
+            f"{name:<{width}}  {wall * 1e3:>9.2f}  {worst * 1e3:>14.2f}  {wall * 1e3 / batch:>9.3f}  "
             f"{best * 1e3 / batch:>13.3f}  {cpu * 1e3 / batch:>12.3f}"
         )
     torch_wall = statistics.median(t.wall for t in times[torch_name])

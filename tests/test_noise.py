@@ -225,6 +225,26 @@ def test_seeded_generator_is_reproducible_and_calls_are_fresh(sampler: NoiseSamp
     assert not torch.allclose(call_one, call_two)
 
 
+def test_cpu_fields_are_drawn_on_one_thread_and_the_count_is_restored(monkeypatch) -> None:
+    seen = []
+    octave_sample = SimplexOctave.sample
+
+    def recording(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return octave_sample(self, *args, **kwargs)
+
+    monkeypatch.setattr(SimplexOctave, "sample", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fields = SimplexNoise().sample((3, 1, 32, 32), device="cpu", generator=seeded(3))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1] * 6
+    assert torch.equal(fields, SimplexNoise().sample((3, 1, 32, 32), device="cpu", generator=seeded(3)))
+
+
 def test_every_field_has_its_own_lattice_alignment() -> None:
     # Gradient noise is 0 at the lattice vertices: with one alignment shared by all fields the
     # per-pixel std across fields would drop to about 0 there (and peak between vertices).
