@@ -108,12 +108,14 @@ def test_missing_data_root_is_a_config_error(tmp_path):
         train_run(parse_config({"method": "ddpm"}), tmp_path / "run", progress=False)
 
 
-def test_ddp_on_two_cpu_processes(tiny_cohort, grid_cache, tmp_path):
-    """Lightning's DDP strategy with the gloo backend: 2 CPU processes train one run."""
+@pytest.mark.parametrize("slices_on", ["loader", "device"])
+def test_ddp_on_two_cpu_processes(tiny_cohort, grid_cache, tmp_path, slices_on):
+    """Lightning's DDP strategy with the gloo backend: 2 CPU processes train one run, each on its
+    share of the training volumes (read by the loader or held on the device); one reports it."""
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "brainuad", "train", str(CONFIGS / "tiny" / "ddpm.yaml"), "--data",
                str(tiny_cohort), "--out", str(run_dir), *SMALL, f"data.cache_dir={grid_cache}", "train.max_epochs=1",
-               "train.accelerator=cpu",
+               "train.accelerator=cpu", f"data.slices_on={slices_on}",
                "train.strategy=ddp", "--devices", "2", "--num-nodes", "1"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
@@ -122,6 +124,7 @@ def test_ddp_on_two_cpu_processes(tiny_cohort, grid_cache, tmp_path):
     assert (run_dir / "model.safetensors").is_file()
     record = json.loads((run_dir / "training.json").read_text())
     assert record["steps"] == 1  # 6 volumes split over 2 processes: 3 slices each, one batch of 4 per process
+    assert result.stdout.count("weights:") == 1  # the first process reports the run, the other is silent
     written = (run_dir / "config.yaml").read_text()
     assert "devices: 2" in written and "num_nodes: 1" in written
 

@@ -35,6 +35,8 @@ def _train(config_path: Path, data: Optional[Path], out: Optional[Path], overrid
         run_dir = out or Path("runs") / f"{config.method}-{config.data.modality}-fold{config.data.fold}"
         console.print(f"training {config.method} into {run_dir}")
         summary = train_run(config, run_dir)
+    if not summary.weights:  # another process of a DDP run: the first one reports the run
+        return
     console.print(f"done: {summary.epochs} epochs, {summary.steps} steps in {summary.seconds:.0f} s; "
                   f"best validation loss {summary.best_val_loss}")
     if summary.psnr_noised_db is not None and summary.psnr_reconstruction_db is not None:
