@@ -50,6 +50,17 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 30
     assert process.returncode == -signal.SIGKILL
 
 
+def exit_abruptly(code: int) -> None:
+    """End this process at once with ``code``, skipping all clean-up (a worker that dies)."""
+    os._exit(code)
+
+
+def sleep_and_report(pid_file: str, seconds: float) -> None:
+    """Write this process's pid to ``pid_file``, then sleep (a worker busy when its parent dies)."""
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
 def slow_power(base: int, exponent: int) -> tuple[int, int]:
     """``base ** exponent`` and the process that computed it; the first calls are the slowest, a
     negative base an error (for pools of spawned workers, which import it from here)."""

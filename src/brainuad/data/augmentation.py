@@ -98,7 +98,10 @@ def _blur(images: Tensor, std: Tensor) -> Tensor:
         kernels = _gaussian_kernels(std[:, axis]).to(images.dtype)
         weight = kernels.reshape(count, 1, -1, 1) if axis == 0 else kernels.reshape(count, 1, 1, -1)
         padded = symmetric_pad(out, kernels.shape[1] // 2, dims=(2 + axis,)).transpose(0, 1)  # (1, N, H', W')
-        out = F.conv2d(padded, weight, groups=count).transpose(0, 1)
+        cudnn = torch.backends.cudnn
+        with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                         allow_tf32=False):  # full fp32 on a GPU too (cuDNN would use TF32), as torchio
+            out = F.conv2d(padded, weight, groups=count).transpose(0, 1)
     return out
 
 

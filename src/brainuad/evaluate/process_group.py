@@ -112,6 +112,7 @@ class EvaluationGroup:
                                     timeout=_TIMEOUT)
         except BaseException:
             self._stop(wait=0)
+            torch.set_num_threads(self._threads)
             raise
         return self
 
