@@ -71,3 +71,36 @@ def slow_power(base: int, exponent: int) -> tuple[int, int]:
     if base < 0:
         raise ValueError(f"negative base {base}")
     return base**exponent, os.getpid()
+
+
+def stream_a_shard_where_rank_1_fails(rank: int, world: int, init_file: str, outcomes) -> None:
+    """One rank of a gloo group streaming volumes s0..s3 (two per batch and rank); rank 1's scorer
+    raises on s3. Puts ``(rank, error type, message)`` in ``outcomes`` (for spawned processes)."""
+    import numpy as np
+    import torch.distributed as dist
+
+    from brainuad.data.grid import GridVolume
+    from brainuad.data.layout import Subject
+    from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
+    from brainuad.evaluate.stream import Shard, scored_volumes
+
+    class Scorer(VolumeScorer):
+        volumes_per_batch = 2
+
+        def _score_many(self, volumes):
+            if rank == 1 and any(volume.name == "s3" for volume in volumes):
+                raise FloatingPointError("residual of s3 is not finite")
+            return [ScoredVolume(volume.image.copy(), None) for volume in volumes]
+
+    def load(subject):
+        return GridVolume(np.full((2, 2, 2), 1.0, np.float32), np.ones((2, 2, 2), bool), None, subject.name, None)
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    subjects = [Subject(f"s{i}", Path(f"s{i}.nii.gz"), Path(f"s{i}_mask.nii.gz"), None, 0) for i in range(4)]
+    try:
+        list(scored_volumes(Scorer(), subjects, load, workers=0, shard=Shard(rank, world)))
+        outcomes.put((rank, None, ""))
+    except Exception as error:  # noqa: BLE001 -- reported to the test
+        outcomes.put((rank, type(error).__name__, str(error)))
+    finally:
+        dist.destroy_process_group()

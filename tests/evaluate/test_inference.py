@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import stream_a_shard_where_rank_1_fails
 
 from brainuad.data.grid import GridVolume
 from brainuad.data.layout import Subject
@@ -130,6 +131,28 @@ def test_shards_share_a_batch_out_in_turn():
     assert list(Shard(0, 2).share(1)) == [0] and list(Shard(1, 2).share(1)) == []
     with pytest.raises(ValueError, match="rank 2 must lie in 0..1"):
         Shard(2, 2)
+
+
+def test_a_rank_that_cannot_score_its_share_stops_every_rank(tmp_path):
+    """Rank 1's scorer raises on its share (s1 and s3): rank 1 raises its own error and rank 0 one
+    naming the rank and the volumes, both at once (no rank waits for a share that never comes)."""
+    context = torch.multiprocessing.get_context("spawn")
+    outcomes = context.Queue()
+    processes = [context.Process(target=stream_a_shard_where_rank_1_fails,
+                                 args=(rank, 2, str(tmp_path / "group"), outcomes)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    try:
+        results = dict((rank, (kind, message)) for rank, kind, message in (outcomes.get(timeout=120)
+                                                                          for _ in processes))
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    assert results[1] == ("FloatingPointError", "residual of s3 is not finite")
+    assert results[0] == ("BrainUADError", "rank 1 could not score volumes s1, s3: FloatingPointError: "
+                                           "residual of s3 is not finite")
 
 
 @pytest.mark.parametrize(("options", "message"), [

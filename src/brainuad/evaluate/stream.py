@@ -23,10 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from brainuad.data.grid import GridVolume
 from brainuad.data.layout import Subject
+from brainuad.errors import BrainUADError
 from brainuad.evaluate.postprocess import PostProcessing, postprocess_maps
 from brainuad.evaluate.scoring import ScoredVolume, VolumeScorer
 
-__all__ = ["Shard", "scored_volumes"]
+__all__ = ["Shard", "ShareFailure", "scored_volumes"]
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,36 @@ class Shard:
         """The positions of a batch of ``count`` volumes this rank scores: every ``world``-th from ``rank``."""
         return range(self.rank, count, self.world)
 
-    def gather(self, count: int, scored: list[ScoredVolume]) -> list[ScoredVolume]:
+    def gather(self, count: int, scored: list[ScoredVolume] | ShareFailure) -> list[ScoredVolume]:
         """Every rank's scored volumes of a batch of ``count``, back in batch order (a collective:
-        every rank calls it with its own :meth:`share` scored)."""
-        shares: list[list[ScoredVolume] | None] = [None] * self.world
+        every rank calls it with its own :meth:`share` scored, or with what stopped it).
+
+        Raises:
+            BrainUADError: in every rank, when a rank could not score its share (the rank that
+                failed raises its own error instead), so no rank waits for the others' next batch.
+        """
+        shares: list[list[ScoredVolume] | ShareFailure | None] = [None] * self.world
         dist.all_gather_object(shares, scored)
+        failures = [share for share in shares if isinstance(share, ShareFailure)]
+        if failures:
+            raise BrainUADError(f"rank {failures[0].rank} could not score volumes {', '.join(failures[0].volumes)}: "
+                                f"{failures[0].error}")
         ordered: list[ScoredVolume | None] = [None] * count
         for rank, share in enumerate(shares):
-            if share is None:
+            if not isinstance(share, list):
                 raise RuntimeError(f"rank {rank} sent no scored volumes")
             for position, volume in zip(range(rank, count, self.world), share, strict=True):
                 ordered[position] = volume
         return [volume for volume in ordered if volume is not None]
+
+
+@dataclass(frozen=True)
+class ShareFailure:
+    """What a rank sends instead of its scored share when scoring or post-processing it raised."""
+
+    rank: int
+    volumes: tuple[str, ...]
+    error: str
 
 
 class _Volumes(Dataset):
@@ -117,7 +136,17 @@ def scored_volumes(scorer: VolumeScorer, subjects: Sequence[Subject], load: Call
         if shard is None:
             scored = _score_share(scorer, read, postprocessings)
         else:
-            scored = shard.gather(len(read), _score_share(scorer, [read[i] for i in shard.share(len(read))],
-                                                          postprocessings))
+            share = [read[i] for i in shard.share(len(read))]
+            try:
+                mine: list[ScoredVolume] | ShareFailure = _score_share(scorer, share, postprocessings)
+            except Exception as error:  # the others are told before this rank raises it
+                failure = ShareFailure(shard.rank, tuple(volume.name for volume in share),
+                                       f"{type(error).__name__}: {error}")
+                try:
+                    shard.gather(len(read), failure)
+                except BrainUADError:
+                    pass
+                raise
+            scored = shard.gather(len(read), mine)
         yield from zip(batch, read, scored, strict=True)
 
