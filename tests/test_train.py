@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -125,8 +126,34 @@ def test_ddp_on_two_cpu_processes(tiny_cohort, grid_cache, tmp_path, slices_on):
     record = json.loads((run_dir / "training.json").read_text())
     assert record["steps"] == 1  # 6 volumes split over 2 processes: 3 slices each, one batch of 4 per process
     assert result.stdout.count("weights:") == 1  # the first process reports the run, the other is silent
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    ranks = next(state for key, state in checkpoint["callbacks"].items() if key.startswith("RandomState"))["ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])  # each rank its own stream
     written = (run_dir / "config.yaml").read_text()
     assert "devices: 2" in written and "num_nodes: 1" in written
+
+
+def test_a_resumed_rank_restores_its_own_random_streams(monkeypatch):
+    from brainuad.train import RandomState
+
+    callback = RandomState(seed=0)
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        states.append(callback.state_dict()["ranks"][0])
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    callback.load_state_dict({"ranks": states})
+    assert torch.equal(torch.get_rng_state(), states[1]["torch"]) and np.random.randint(1 << 30) == \
+        np.random.RandomState(2).randint(1 << 30)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 2)  # a rank the saved run did not have
+    before = torch.manual_seed(5).get_state()
+    callback.load_state_dict({"ranks": states})
+    assert torch.equal(torch.get_rng_state(), before)
+    monkeypatch.undo()
+    callback.load_state_dict(states[0])  # a checkpoint written before the states were kept per rank
+    assert torch.equal(torch.get_rng_state(), states[0]["torch"])
 
 
 def test_compile_compiles_each_network_and_keeps_the_weight_names():

@@ -231,51 +231,92 @@ class CosineLearningRate(Callback):
 
 
 class RandomState(Callback):
-    """Keeps the random generators' states (torch, CUDA, numpy, Python) in every checkpoint and
-    restores them on resume, so a run resumed from its last checkpoint draws the same slices,
-    augmentations and noise as one that was never interrupted (and ends with the same weights).
+    """Gives each process of a run its own random streams and keeps them in every checkpoint.
+
+    Under DDP every rank re-seeds its generators with ``seed + rank`` once the processes have
+    started (after the model is built, so the initial weights are the same everywhere), so the
+    ranks draw different slices, augmentations, time steps and noise; one process keeps its seed.
+    Every checkpoint holds each rank's states (torch, its CUDA device, numpy, Python; gathered from
+    all ranks, which all dump a checkpoint) and a resumed rank restores its own, so a run resumed
+    from its last checkpoint draws what an uninterrupted one would (and ends with the same weights).
 
     The states are stored as tensors and integers only, so the checkpoint still loads with
     ``torch.load(weights_only=True)``.
+
+    Args:
+        seed: the run's seed (``train.seed``).
     """
 
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            L.seed_everything(self.seed + trainer.global_rank, workers=True, verbose=False)
+
     def state_dict(self) -> dict:
-        numpy_state = np.random.get_state()
-        if not isinstance(numpy_state, tuple):  # legacy=True: always the MT19937 tuple
-            raise RuntimeError(f"numpy's random state is a {type(numpy_state).__name__}, not the legacy tuple")
-        kind, key, position, has_gauss, cached = numpy_state
-        version, internal, gauss = random.getstate()
-        state = {"torch": torch.get_rng_state(),
-                 "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "position": int(position),
-                           "has_gauss": int(has_gauss), "cached": float(cached)},
-                 "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
-                            "gauss": gauss}}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
+        own = _random_states()
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return {"ranks": [own]}
+        ranks: list[dict | None] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(ranks, own)
+        return {"ranks": ranks}
 
     def load_state_dict(self, state: dict) -> None:
-        torch.set_rng_state(state["torch"])
-        numpy_state = state["numpy"]
-        np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["position"],
-                             numpy_state["has_gauss"], numpy_state["cached"]))
-        python_state = state["python"]
-        random.setstate((python_state["version"], tuple(int(v) for v in python_state["internal"].tolist()),
-                         python_state["gauss"]))
-        if "cuda" in state and torch.cuda.is_available():
+        if "ranks" not in state:  # a checkpoint of one process, written before states were kept per rank
+            _restore_random_states(state, every_device=True)
+            return
+        rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            else 0
+        if rank < len(state["ranks"]):  # a rank the saved run did not have keeps its seeded streams
+            _restore_random_states(state["ranks"][rank], every_device=False)
+
+
+def _random_states() -> dict:
+    """This process's generator states: torch (CPU), its current CUDA device, numpy, Python."""
+    numpy_state = np.random.get_state()
+    if not isinstance(numpy_state, tuple):  # legacy=True: always the MT19937 tuple
+        raise RuntimeError(f"numpy's random state is a {type(numpy_state).__name__}, not the legacy tuple")
+    kind, key, position, has_gauss, cached = numpy_state
+    version, internal, gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "position": int(position),
+                       "has_gauss": int(has_gauss), "cached": float(cached)},
+             "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                        "gauss": gauss}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _restore_random_states(state: dict, *, every_device: bool) -> None:
+    """Restore what :func:`_random_states` returned (``every_device``: the older format's list of
+    every CUDA device's state)."""
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["position"],
+                         numpy_state["has_gauss"], numpy_state["cached"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(int(v) for v in python_state["internal"].tolist()),
+                     python_state["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        if every_device:
             torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            torch.cuda.set_rng_state(state["cuda"])
 
 
 def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = None, max_minutes: float | None = None,
                   precision: TrainingPrecision = "32-true", accelerator: str = "auto", devices: int | str = "auto",
                   num_nodes: int = 1, strategy: str = "auto", check_val_every_n_epoch: int = 1,
-                  log_every_n_steps: int = 10, lr_schedule: str = "constant",
+                  log_every_n_steps: int = 10, lr_schedule: str = "constant", seed: int = 0,
                   progress: bool = True) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Lightning trainer writing checkpoints and CSV/TensorBoard logs into ``run_dir``.
 
     The best checkpoint is chosen by the validation loss (``val/loss``); ``last.ckpt`` is kept
     for resuming. ``max_steps`` stops training after that many optimiser steps, ``max_minutes``
     after that wall time (the last state is still saved). ``lr_schedule="cosine"`` adds :class:`CosineLearningRate`.
+    ``seed``: the run's seed, from which the ranks of a DDP run seed their own streams (:class:`RandomState`).
     """
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
@@ -294,7 +335,7 @@ def build_trainer(run_dir: Path, *, max_epochs: int, max_steps: int | None = Non
         strategy=strategy,
         check_val_every_n_epoch=check_val_every_n_epoch,
         log_every_n_steps=log_every_n_steps,
-        callbacks=[checkpoint, RandomState()] + ([CosineLearningRate()] if lr_schedule == "cosine" else []),
+        callbacks=[checkpoint, RandomState(seed)] + ([CosineLearningRate()] if lr_schedule == "cosine" else []),
         logger=loggers,
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -425,7 +466,8 @@ def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary
         precision=config.train.precision, accelerator=config.train.accelerator, devices=config.train.devices,
         num_nodes=config.train.num_nodes, strategy=config.train.strategy,
         check_val_every_n_epoch=config.train.check_val_every_n_epoch,
-        log_every_n_steps=config.train.log_every_n_steps, lr_schedule=config.train.lr_schedule, progress=progress)
+        log_every_n_steps=config.train.log_every_n_steps, lr_schedule=config.train.lr_schedule,
+        seed=config.train.seed, progress=progress)
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if last.is_file() else None, weights_only=True)
