@@ -14,6 +14,8 @@ from helpers import shared_folder
 # subprocesses and files) each worker gets one torch thread
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
+if _WORKERS > 1:  # the processes the tests start (CLI runs, spawned workers, ranks) share the cores too
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 LONGEST_FIRST = ("experiment/test_experiment_command.py", "test_demo.py", "evaluate/test_inference.py",
                  "methods/test_registry.py",
