@@ -41,9 +41,10 @@ multiply-adds per pixel. Nothing is kept between calls; the same seeded generato
 the same fields (per device: CPU and CUDA random streams differ).
 
 On a CPU the fields are computed with one torch thread (:func:`brainuad.cores.torch_threads`):
-they are many small operations, and with two threads on this project's 2-core machine a batch of
-8 fields took 27-96 ms at the median and up to 1.3 s when other processes held the cores, against
-33-45 ms and at most 91 ms with one (idle: 13 ms against 15 ms).
+they are many small operations, and with two threads on a 2-core machine where two other
+processes held the cores, batches of 8 and 32 fields took 27 and 96 ms at the median and up to
+0.2 and 1.3 s, against 33 and 45 ms, at most 38 and 91 ms, with one (idle: 13 and 30 ms with two
+threads, 15 and 36 ms with one).
 """
 
 import math

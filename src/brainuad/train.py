@@ -256,7 +256,7 @@ class RandomState(Callback):
 
     def state_dict(self) -> dict:
         own = _random_states()
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if not _distributed():
             return {"ranks": [own]}
         ranks: list[dict | None] = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(ranks, own)
@@ -266,10 +266,14 @@ class RandomState(Callback):
         if "ranks" not in state:  # a checkpoint of one process, written before states were kept per rank
             _restore_random_states(state, every_device=True)
             return
-        rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() \
-            else 0
+        rank = torch.distributed.get_rank() if _distributed() else 0
         if rank < len(state["ranks"]):  # a rank the saved run did not have keeps its seeded streams
             _restore_random_states(state["ranks"][rank], every_device=False)
+
+
+def _distributed() -> bool:
+    """Whether this process is a rank of an initialised process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def _random_states() -> dict:
