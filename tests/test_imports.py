@@ -10,8 +10,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "brainuad"
 
 TIERS = (
-    ("errors", "version", "image_range", "padding", "cores", "checks", "digest"),
-    ("atomic", "lock", "config"),
+    ("errors", "version", "image_range", "padding", "checks", "digest"),
+    ("atomic", "lock", "cores", "config"),
     ("weights", "noise", "nn", "data"),
     ("preprocess", "methods"),
     ("run_directory",),

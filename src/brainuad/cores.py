@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import torch
 
+from brainuad.checks import check_int
+
 __all__ = ["torch_threads", "usable_cores"]
 
 
@@ -29,8 +31,7 @@ def torch_threads(count: int) -> Iterator[None]:
     where all its threads wait for the slowest, and when other processes hold the cores a waiting
     thread is off the CPU for a scheduler time slice; one thread has no barrier to miss.
     """
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+    check_int("count", count)
     previous = torch.get_num_threads()
     if previous == count:
         yield

@@ -112,7 +112,6 @@ class EvaluationGroup:
                                     timeout=_TIMEOUT)
         except BaseException:
             self._stop(wait=0)
-            torch.set_num_threads(self._threads)
             raise
         return self
 
@@ -156,7 +155,7 @@ class EvaluationGroup:
 
     def _stop(self, wait: float, barrier: bool = False) -> None:
         """Tell the started processes to finish (meeting them at a barrier when ``barrier``), give
-        them ``wait`` seconds, then end them."""
+        them ``wait`` seconds, then end them; this process gets its thread count back."""
         for jobs in self._jobs:
             jobs.put(None)
         if barrier:
@@ -166,6 +165,7 @@ class EvaluationGroup:
             if process.is_alive():
                 process.terminate()
                 process.join()
+        torch.set_num_threads(self._threads)
 
     def __exit__(self, *exc_info: object) -> None:
         if self.inference.devices == 1:
@@ -174,6 +174,5 @@ class EvaluationGroup:
         self._stop(wait=5 if failed else 60, barrier=not failed)  # after a failure they may wait in a collective
         if dist.is_initialized():
             dist.destroy_process_group()
-        torch.set_num_threads(self._threads)
         if not failed and any(process.exitcode != 0 for process in self._processes):
             raise BrainUADError(f"a process of the sharded evaluation failed: {self._first_error()}")
