@@ -449,7 +449,7 @@ def _train_locked(config: Any, run_dir: Path, progress: bool) -> TrainingSummary
         val_slices_per_volume=config.data.val_slices_per_volume,
         cache=GridCache(config.data.cache_dir, normalise_on=config.data.normalise_on),
         progress=(lambda items, text: track(items, description=text, transient=True)) if progress else None,
-        stack_size=spec.stack_size(config), slices_on=config.data.slices_on)
+        stack_size=spec.stack_size(config), slices_on=config.data.slices_on, contrasts=spec.contrasts(config))
     if spec.training == "fit":
         return _fit_run(config, spec, run_dir, method, data, started)
     module: TrainingModule

@@ -30,13 +30,16 @@ class DiffusionCheck:
     psnr_reconstruction_db: float
 
 
-def _brain_slices(volumes: Sequence[GridVolume], per_volume: int) -> torch.Tensor:
-    slices = []
+def _brain_slices(method: DDPM, volumes: Sequence[GridVolume], per_volume: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_volume`` slices of each volume, evenly over its brain-containing extent: (N, 1, H, W),
+    and what the method's encoder sees for each (N, C, H, W): :meth:`DDPM.condition_slices`."""
+    slices, conditions = [], []
     for volume in volumes:
         brain = np.flatnonzero(volume.mask.sum(axis=(0, 1)) > 0.2 * volume.mask.sum(axis=(0, 1)).max())
-        for z in brain[np.linspace(0, len(brain) - 1, per_volume).round().astype(int)]:
-            slices.append(torch.from_numpy(volume.image[:, :, z].copy())[None])
-    return torch.stack(slices)
+        picked = brain[np.linspace(0, len(brain) - 1, per_volume).round().astype(int)]
+        slices.append(torch.from_numpy(volume.image[:, :, picked].transpose(2, 0, 1).copy())[:, None])
+        conditions.append(method.condition_slices(volume)[torch.from_numpy(picked)])
+    return torch.cat(slices), torch.cat(conditions)
 
 
 @torch.no_grad()
@@ -52,14 +55,14 @@ def diffusion_check(method: DDPM, volumes: Sequence[GridVolume], figure: Path | 
         per_volume: slices taken from each volume (evenly over its brain-containing extent).
     """
     method.eval()
-    images = _brain_slices(volumes, per_volume).to(method.device)
+    images, conditions = (slices.to(method.device) for slices in _brain_slices(method, volumes, per_volume))
     generator = torch.Generator(device=method.device).manual_seed(seed)
     x0 = to_model_range(images)
     t = torch.full((len(images),), level, device=images.device, dtype=torch.long)
     n, c, h, w = x0.shape
     noise = method.noise.sample((n, c, h, w), device=x0.device, generator=generator)
     noised = to_image_range(method.schedule.q_sample(x0, t, noise))
-    reconstruction = method.reconstruct_at(images, (level,), generator)
+    reconstruction = method.reconstruct_at(images, (level,), generator, conditions)
     check = DiffusionCheck(level, len(images), peak_signal_noise_ratio(images.cpu().numpy(), noised.cpu().numpy()),
                            peak_signal_noise_ratio(images.cpu().numpy(), reconstruction.cpu().numpy()))
     if figure is not None:

@@ -21,6 +21,10 @@ transformed at once (:meth:`~SliceAugmentation.apply_batch`). Per slice, with to
   two), ``n`` uniform in 4..10, is scaled by ``1 - s``, ``s ~ U(0.5, 1)``, and the centre row
   (column) restored; the image is the real part of the inverse transform.
 
+A slice with several channels (a multi-contrast method's slice with its other contrasts) gets one
+draw for all of them, as torchio transforms a multi-channel image: the same blur, bias field,
+gamma and ghosting in every channel.
+
 Given the same parameters, :meth:`~SliceAugmentation.apply_batch` equals torchio's transforms
 (tests compare them); the draws come from a torch generator on the batch's device, so they follow
 the same distributions without being the same numbers (tested with two-sample tests).
@@ -177,14 +181,15 @@ class SliceAugmentation:
         """Augment one slice.
 
         Args:
-            image: (1, H, W) float intensities in [0, 1].
+            image: (C, H, W) float intensities in [0, 1]: one slice (C = 1) or a slice's channels,
+                augmented with one draw.
 
         Returns:
-            (1, H, W) float32, the augmented slice (not clipped: bias and ghosting may leave [0, 1]
+            (C, H, W) float32, the augmented slice (not clipped: bias and ghosting may leave [0, 1]
             slightly, as in the authors' pipeline).
         """
-        if image.ndim != 3 or image.shape[0] != 1:
-            raise ValueError(f"SliceAugmentation expects a (1, H, W) slice, got shape {tuple(image.shape)}")
+        if image.ndim != 3 or image.shape[0] < 1:
+            raise ValueError(f"SliceAugmentation expects a (C, H, W) slice, got shape {tuple(image.shape)}")
         subject = tio.Subject(image=tio.ScalarImage(tensor=image[..., None].float()))
         augmented = self._transform()(subject)["image"]
         if not isinstance(augmented, tio.Image):
@@ -220,16 +225,23 @@ class SliceAugmentation:
         """Blur, bias field, gamma and ghosting of a batch, in that order, with drawn parameters.
 
         Args:
-            images: (B, 1, H, W) float intensities in [0, 1], on the draw's device.
+            images: (B, C, H, W) float intensities in [0, 1], on the draw's device; a slice's C
+                channels share its parameters.
             draw: the parameters of the B slices.
 
         Returns:
-            (B, 1, H, W) float32 (not clipped, as :meth:`__call__`).
+            (B, C, H, W) float32 (not clipped, as :meth:`__call__`).
         """
-        if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(f"augment_batch expects (B, 1, H, W) slices, got shape {tuple(images.shape)}")
+        if images.ndim != 4 or images.shape[1] < 1:
+            raise ValueError(f"augment_batch expects (B, C, H, W) slices, got shape {tuple(images.shape)}")
         if draw.gamma.shape != images.shape[:1]:
             raise ValueError(f"the draw holds {draw.gamma.shape[0]} slices' parameters, the batch {images.shape[0]}")
+        count, channels, height, width = images.shape
+        if channels > 1:  # every channel as a slice of its own with its slice's parameters
+            flat = images.reshape(count * channels, 1, height, width)
+            shared = AugmentationDraw(*(parameter.repeat_interleave(channels, dim=0) for parameter in (
+                draw.blur_std, draw.bias_coefficients, draw.gamma, draw.ghosts, draw.ghost_axis, draw.ghost_intensity)))
+            return SliceAugmentation.apply_batch(flat, shared).reshape(count, channels, height, width)
         out = images.float()
         out = _where_rows(draw.blur_std.amax(dim=1) > 0, _blur, out, draw.blur_std)
         out = _where_rows(draw.bias_coefficients.ne(0).any(dim=1),
@@ -238,5 +250,5 @@ class SliceAugmentation:
         return _where_rows(draw.ghosts > 0, _ghost, out, draw.ghosts, draw.ghost_axis, draw.ghost_intensity)
 
     def augment_batch(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment a (B, 1, H, W) batch where it lies: :meth:`sample_batch` then :meth:`apply_batch`."""
+        """Augment a (B, C, H, W) batch where it lies: :meth:`sample_batch` then :meth:`apply_batch`."""
         return self.apply_batch(images, self.sample_batch(images.shape[0], images.device, generator))

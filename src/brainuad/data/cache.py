@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from brainuad.data.layout import Subject
 from brainuad.data.volume import Volume
 from brainuad.errors import InputError
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class GridCache:
@@ -53,8 +54,9 @@ class GridCache:
         self._memory: dict[str, GridVolume] = {}
 
     def _key(self, subject: Subject) -> str:
-        facts = [str(_CACHE_VERSION), str(self.crop_shape), str(self.factor), self.normalise_on]
-        for path in (subject.image, subject.mask, subject.seg):
+        facts = [str(_CACHE_VERSION), str(self.crop_shape), str(self.factor), self.normalise_on,
+                 ",".join(name for name, _ in subject.contrasts)]
+        for path in (subject.image, subject.mask, subject.seg, *(path for _, path in subject.contrasts)):
             if path is None:
                 facts.append("-")
                 continue
@@ -71,13 +73,20 @@ class GridCache:
         for path in (subject.image, subject.mask, subject.seg):
             if path is not None and not path.is_file():
                 raise InputError(path, f"file of subject {subject.name} not found")
+        for name, path in subject.contrasts:
+            if not path.is_file():
+                raise InputError(path, f"the {name} image of subject {subject.name} not found (the method reads the "
+                                       f"{name} image of every subject beside its {subject.image.parent.name} image)",
+                                 f"prepare the data set with its {name} scans (brainuad prepare brings them along "
+                                 f"where the download has them), or train a single-contrast method")
         key = self._key(subject)
         if key in self._memory:
             return self._memory[key]
         grid = self._read_disk(key, subject) if self.cache_dir else None
         if grid is None:
             volume = Volume.load(subject.image, subject.mask, subject.seg, name=subject.name)
-            grid = to_model_grid(volume, self.crop_shape, self.factor, self.normalise_on)
+            grid = to_model_grid(volume, self.crop_shape, self.factor, self.normalise_on,
+                                 {name: volume.load_contrast(path, name) for name, path in subject.contrasts})
             if self.cache_dir:
                 self._write_disk(key, grid)
         if self.in_memory:
@@ -95,15 +104,20 @@ class GridCache:
             transform = GridTransform(tuple(meta["input_shape"]), stored["input_affine"], tuple(meta["offsets"]),
                                       tuple(meta["crop_shape"]), meta["factor"])
             seg = stored["seg"] if meta["has_seg"] else None
-            return GridVolume(stored["image"], stored["mask"], seg, subject.name, transform)
+            contrasts = {name: stored[f"contrast_{name}"] for name in meta.get("contrasts", [])}
+            return GridVolume(stored["image"], stored["mask"], seg, subject.name, transform, contrasts)
 
     def _write_disk(self, key: str, grid: GridVolume) -> None:
         if self.cache_dir is None:
             return
         transform = grid.transform
         meta = {"input_shape": transform.input_shape, "offsets": transform.offsets,
-                "crop_shape": transform.crop_shape, "factor": transform.factor, "has_seg": grid.seg is not None}
+                "crop_shape": transform.crop_shape, "factor": transform.factor, "has_seg": grid.seg is not None,
+                "contrasts": list(grid.contrasts)}
+        arrays: dict[str, Any] = {  # keyword arrays of np.savez
+            "image": grid.image, "mask": grid.mask, "seg": grid.seg if grid.seg is not None else np.zeros(0, bool),
+            "input_affine": transform.input_affine, "meta": np.array(json.dumps(meta)),
+            **{f"contrast_{name}": array for name, array in grid.contrasts.items()}}
         with atomic_path(self.cache_dir / f"{key}.npz") as temporary:
-            np.savez(temporary, image=grid.image, mask=grid.mask,
-                     seg=grid.seg if grid.seg is not None else np.zeros(0, bool),
-                     input_affine=transform.input_affine, meta=np.array(json.dumps(meta)))
+            np.savez(temporary, **arrays)
+

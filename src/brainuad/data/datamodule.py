@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -36,13 +36,16 @@ class HealthySlicesDataModule(L.LightningDataModule):
         slices_on: where training slices are drawn and augmented: ``"loader"`` (DataLoader workers,
             torchio, the authors' pipeline) or ``"device"`` (the volumes held on the training
             device, batches drawn and augmented there: :mod:`brainuad.data.device_slices`).
+        contrasts: other modalities of each subject read with ``modality`` and given as channels
+            after it (a multi-contrast method: ``("t1",)`` beside T2 slices); items are then
+            (1 + C, H, W).
     """
 
     def __init__(self, root: str | Path, modality: str, fold: int, *, batch_size: int = 32, num_workers: int = 0,
                  augmentation: SliceAugmentation | None = SliceAugmentation(), val_slices_per_volume: int = 10,
                  cache: GridCache | None = None,
                  progress: Callable[[Iterable, str], Iterable] | None = None, stack_size: int = 1,
-                 slices_on: Literal["loader", "device"] = "loader") -> None:
+                 slices_on: Literal["loader", "device"] = "loader", contrasts: Sequence[str] = ()) -> None:
         super().__init__()
         if modality not in ("t1", "t2"):
             raise ValueError(f"modality must be 't1' or 't2', got {modality!r}")
@@ -65,12 +68,13 @@ class HealthySlicesDataModule(L.LightningDataModule):
         if slices_on not in ("loader", "device"):
             raise ValueError(f"slices_on must be 'loader' or 'device', got {slices_on!r}")
         self.slices_on = slices_on
+        self.contrasts = tuple(contrasts)
         self.device_slices: DeviceSlices | None = None
         self.train_volumes: list[GridVolume] = []
         self.val_volumes: list[GridVolume] = []
 
     def _load(self, split: SplitName) -> list[GridVolume]:
-        subjects = split_subjects(self.root, "ixi", split, self.fold, self.modality)
+        subjects = split_subjects(self.root, "ixi", split, self.fold, self.modality, self.contrasts)
         if self.progress is None:
             return [self.cache.load(subject) for subject in subjects]
         bar = self.progress(subjects, f"loading IXI {split} fold {self.fold} ({self.modality})")
@@ -93,9 +97,9 @@ class HealthySlicesDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.slices_on == "loader":
-            return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation, self.stack_size),
-                                shuffle=True)
-        self.device_slices = DeviceSlices(self.train_volumes, self.augmentation, self.stack_size)
+            return self._loader(RandomSliceDataset(self.train_volumes, self.augmentation, self.stack_size,
+                                                   self.contrasts), shuffle=True)
+        self.device_slices = DeviceSlices(self.train_volumes, self.augmentation, self.stack_size, self.contrasts)
         return DataLoader(VolumeIndices(len(self.train_volumes)), batch_size=self.batch_size, shuffle=True,
                           drop_last=False)
 
@@ -106,5 +110,5 @@ class HealthySlicesDataModule(L.LightningDataModule):
         return batch
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(FixedSliceDataset(self.val_volumes, self.val_slices_per_volume, self.stack_size),
-                            shuffle=False)
+        return self._loader(FixedSliceDataset(self.val_volumes, self.val_slices_per_volume, self.stack_size,
+                                              self.contrasts), shuffle=False)

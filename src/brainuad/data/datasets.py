@@ -2,7 +2,9 @@
 
 Slices are axial (the last array axis); a slice tensor is (1, 96, 96) in [0, 1] with its brain
 mask (1, 96, 96) bool. With ``stack_size`` S > 1 (the SVAE) an item is a stack of S consecutive
-axial slices instead: (S, 96, 96), slice order along the first axis.
+axial slices instead: (S, 96, 96), slice order along the first axis. With ``contrasts`` (a
+multi-contrast method) an item's image is the slice with the same slice of each other contrast as
+channels: (1 + C, 96, 96), the volume's own image first.
 """
 
 from __future__ import annotations
@@ -18,19 +20,32 @@ from brainuad.data.augmentation import SliceAugmentation
 from brainuad.data.grid import GridVolume
 
 
-def _slice_item(volume: GridVolume, start: int, count: int) -> dict[str, torch.Tensor]:
-    """Axial slices ``start .. start + count - 1`` as ``{"image": (count, H, W), "mask": (count, H, W)}``."""
+def _slice_item(volume: GridVolume, start: int, count: int, contrasts: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Axial slices ``start .. start + count - 1`` as ``{"image": (count, H, W), "mask": (count, H, W)}``;
+    with ``contrasts`` (and ``count`` 1) the image is ``(1 + C, H, W)``, the other contrasts' slices after
+    the volume's own."""
+    if contrasts:
+        image = np.stack([volume.image[:, :, start], *(volume.contrasts[name][:, :, start] for name in contrasts)])
+    else:
+        image = volume.image[:, :, start:start + count].transpose(2, 0, 1)
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(volume.image[:, :, start:start + count].transpose(2, 0, 1))),
+        "image": torch.from_numpy(np.ascontiguousarray(image)),
         "mask": torch.from_numpy(np.ascontiguousarray(volume.mask[:, :, start:start + count].transpose(2, 0, 1))),
     }
 
 
-def _check_stack_size(volumes: Sequence[GridVolume], stack_size: int) -> None:
+def _check_items(volumes: Sequence[GridVolume], stack_size: int, contrasts: Sequence[str]) -> tuple[str, ...]:
+    """Check the item shape asked for; returns the contrasts as a tuple."""
     check_int("stack_size", stack_size)
     shortest = min(volume.image.shape[2] for volume in volumes)
     if stack_size > shortest:
         raise ValueError(f"stack_size {stack_size!r} exceeds the {shortest} axial slices of the shortest volume")
+    if contrasts and stack_size > 1:
+        raise ValueError(f"an item is a stack of slices (stack_size={stack_size!r}) or a slice with its other "
+                         f"contrasts ({list(contrasts)}), not both")
+    for volume in volumes:
+        volume.check_contrasts(contrasts)
+    return tuple(contrasts)
 
 
 class RandomSliceDataset(Dataset):
@@ -44,16 +59,18 @@ class RandomSliceDataset(Dataset):
     Args:
         volumes: model-grid volumes (held in memory).
         augmentation: applied to the image of each slice, or None; only for single slices (S = 1).
+            A slice with other contrasts is augmented with one draw for all its channels.
         stack_size: consecutive slices S per item.
+        contrasts: other contrasts of each volume as channels after its image (S = 1 only).
 
-    Items: ``{"image": (S, H, W) float32, "mask": (S, H, W) bool}``.
+    Items: ``{"image": (S, H, W) or (1 + C, H, W) float32, "mask": (S, H, W) bool}``.
     """
 
     def __init__(self, volumes: Sequence[GridVolume], augmentation: SliceAugmentation | None = None,
-                 stack_size: int = 1) -> None:
+                 stack_size: int = 1, contrasts: Sequence[str] = ()) -> None:
         if not volumes:
             raise ValueError("RandomSliceDataset needs at least one volume")
-        _check_stack_size(volumes, stack_size)
+        self.contrasts = _check_items(volumes, stack_size, contrasts)
         if stack_size > 1 and augmentation is not None:
             raise ValueError(f"augmentation transforms single slices; it cannot be used with stack_size={stack_size!r}")
         self.volumes = list(volumes)
@@ -66,7 +83,7 @@ class RandomSliceDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume = self.volumes[index]
         start = int(torch.randint(volume.image.shape[2] - self.stack_size + 1, ()).item())
-        item = _slice_item(volume, start, self.stack_size)
+        item = _slice_item(volume, start, self.stack_size, self.contrasts)
         if self.augmentation is not None:
             item["image"] = self.augmentation(item["image"])
         return item
@@ -80,16 +97,18 @@ class FixedSliceDataset(Dataset):
         slices_per_volume: slices (stacks) taken from each volume, evenly spaced over its axial extent.
         stack_size: consecutive slices S per item; the first slices of the stacks are evenly spaced
             over 0 .. Z - S.
+        contrasts: other contrasts of each volume as channels after its image (S = 1 only).
 
-    Items: ``{"image": (S, H, W) float32, "mask": (S, H, W) bool}``.
+    Items: ``{"image": (S, H, W) or (1 + C, H, W) float32, "mask": (S, H, W) bool}``.
     """
 
-    def __init__(self, volumes: Sequence[GridVolume], slices_per_volume: int = 10, stack_size: int = 1) -> None:
+    def __init__(self, volumes: Sequence[GridVolume], slices_per_volume: int = 10, stack_size: int = 1,
+                 contrasts: Sequence[str] = ()) -> None:
         if not volumes:
             raise ValueError("FixedSliceDataset needs at least one volume")
         if slices_per_volume < 1:
             raise ValueError(f"slices_per_volume must be >= 1, got {slices_per_volume!r}")
-        _check_stack_size(volumes, stack_size)
+        self.contrasts = _check_items(volumes, stack_size, contrasts)
         self.volumes = list(volumes)
         self.stack_size = stack_size
         self.index = [(v, int(z)) for v, volume in enumerate(self.volumes)
@@ -100,4 +119,4 @@ class FixedSliceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume, z = self.index[index]
-        return _slice_item(self.volumes[volume], z, self.stack_size)
+        return _slice_item(self.volumes[volume], z, self.stack_size, self.contrasts)

@@ -38,16 +38,18 @@ class VolumeIndices(Dataset):
 
 
 class DeviceSlices:
-    """The training volumes as a (N, Z, H, W) tensor, moved to each device once; draws and augments slices there.
+    """The training volumes as a (N, Z, 1 + C, H, W) tensor, moved to each device once; draws and
+    augments slices there.
 
     Args:
         volumes: model-grid volumes, all of one shape (X, Y, Z).
         augmentation: applied to single slices, or None.
         stack_size: consecutive axial slices S per item (S > 1: without augmentation).
+        contrasts: other contrasts of each volume as channels after its image (S = 1 only).
     """
 
     def __init__(self, volumes: Sequence[GridVolume], augmentation: SliceAugmentation | None = None,
-                 stack_size: int = 1) -> None:
+                 stack_size: int = 1, contrasts: Sequence[str] = ()) -> None:
         if not volumes:
             raise ValueError("DeviceSlices needs at least one volume")
         shape = volumes[0].image.shape
@@ -58,9 +60,13 @@ class DeviceSlices:
         check_int("stack_size", stack_size, maximum=shape[2])
         if stack_size > 1 and augmentation is not None:
             raise ValueError(f"augmentation transforms single slices; it cannot be used with stack_size={stack_size!r}")
+        if stack_size > 1 and contrasts:
+            raise ValueError(f"an item is a stack of slices (stack_size={stack_size!r}) or a slice with its other "
+                             f"contrasts ({list(contrasts)}), not both")
         self.augmentation = augmentation
         self.stack_size = stack_size
-        self._images = torch.from_numpy(np.stack([volume.image.transpose(2, 0, 1) for volume in volumes]))
+        self._images = torch.from_numpy(np.stack([volume.channels(contrasts).transpose(3, 0, 1, 2)
+                                                  for volume in volumes]))
         self._masks = torch.from_numpy(np.stack([volume.mask.transpose(2, 0, 1) for volume in volumes]))
         self._device: torch.device | None = None
 
@@ -80,13 +86,14 @@ class DeviceSlices:
             indices: (B,) int64 volume indices.
 
         Returns:
-            ``{"image": (B, S, H, W) float32, "mask": (B, S, H, W) bool}``, as the DataLoader
-            path's batches.
+            ``{"image": (B, S, H, W) or (B, 1 + C, H, W) float32, "mask": (B, S, H, W) bool}``, as
+            the DataLoader path's batches.
         """
         images, masks = self._on(indices.device)
         starts = torch.randint(images.shape[1] - self.stack_size + 1, indices.shape, device=indices.device)
         depth = starts[:, None] + torch.arange(self.stack_size, device=indices.device)
-        batch = {"image": images[indices[:, None], depth], "mask": masks[indices[:, None], depth]}
+        drawn = images[indices[:, None], depth]  # (B, S, 1 + C, H, W): S or 1 + C is 1
+        batch = {"image": drawn.flatten(1, 2), "mask": masks[indices[:, None], depth]}
         if self.augmentation is not None:
             batch["image"] = self.augmentation.augment_batch(batch["image"])
         return batch

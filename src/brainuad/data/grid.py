@@ -19,7 +19,8 @@ onto the input's own voxel grid (same shape and affine), for outputs that overla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -168,6 +169,9 @@ class GridVolume:
         seg: (96, 96, 50) bool segmentation or None.
         name: subject identifier.
         transform: how to carry grid maps back to the input's geometry.
+        contrasts: other contrasts of the same subject (``"t1"`` -> (96, 96, 50) float32), brought
+            onto the grid with the image's transform and brain mask and normalised as the image
+            (each with its own percentiles); empty unless a multi-contrast method asked for them.
     """
 
     image: np.ndarray
@@ -175,20 +179,43 @@ class GridVolume:
     seg: np.ndarray | None
     name: str
     transform: GridTransform
+    contrasts: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def to_input(self, grid_array: np.ndarray, *, label: bool = False) -> np.ndarray:
         """A (96, 96, 50) map of this volume in the input's own voxel grid."""
         return self.transform.to_input(grid_array, label=label)
 
+    def check_contrasts(self, contrasts: Sequence[str]) -> None:
+        """Raise ValueError, naming the volume, when one of ``contrasts`` was not loaded with it."""
+        missing = [name for name in contrasts if name not in self.contrasts]
+        if missing:
+            held = ", ".join(self.contrasts) or "none"
+            raise ValueError(f"volume {self.name!r} was loaded without its {', '.join(missing)} image (other "
+                             f"contrasts held: {held})")
+
+    def channels(self, contrasts: Sequence[str]) -> np.ndarray:
+        """The image and the named other contrasts as channels: (1 + C, 96, 96, 50) float32, the
+        image first, then ``contrasts`` in the order given.
+
+        Raises:
+            ValueError: a named contrast was not loaded with this volume.
+        """
+        self.check_contrasts(contrasts)
+        return np.stack([self.image, *(self.contrasts[name] for name in contrasts)]).astype(np.float32, copy=False)
+
 
 def to_model_grid(volume: Volume, crop_shape: tuple[int, int, int] = CROP_SHAPE,
-                  factor: int = DOWNSAMPLE, normalise_on: NormaliseOn = "model_grid") -> GridVolume:
+                  factor: int = DOWNSAMPLE, normalise_on: NormaliseOn = "model_grid",
+                  contrasts: Mapping[str, np.ndarray] | None = None) -> GridVolume:
     """Bring a preprocessed 1 mm volume onto the model grid (method.md §2 steps 5-6).
 
     Args:
         volume: the input; its ``mask`` is required (the brain mask decides the percentiles).
         normalise_on: clip and rescale after downsampling (``"model_grid"``) or before it, at 1 mm
             (``"input_grid"``, the authors' order); see the module docstring.
+        contrasts: other contrasts of the subject on the volume's own voxel grid (name -> (I, J, K)
+            array, co-registered with the image); each is brought onto the grid and normalised as
+            the image, inside the same brain mask.
 
     Returns:
         A :class:`GridVolume` with (96, 96, 50) arrays for the default ``crop_shape`` and ``factor``.
@@ -202,9 +229,19 @@ def to_model_grid(volume: Volume, crop_shape: tuple[int, int, int] = CROP_SHAPE,
     if not mask.any():
         raise ValueError(f"volume {volume.name!r}: no brain voxel is left inside the centred "
                          f"{crop_shape} box; is the scan preprocessed (1 mm, brain centred)?")
-    if normalise_on == "model_grid":
-        image = normalise_intensity(transform.to_grid(volume.image, label=False), mask)
-    else:
-        image = transform.to_grid(normalise_intensity(volume.image, volume.mask.astype(bool)), label=False)
+    brain = volume.mask.astype(bool)
+
+    def normalised(image: np.ndarray) -> np.ndarray:
+        if normalise_on == "model_grid":
+            return normalise_intensity(transform.to_grid(image, label=False), mask)
+        return transform.to_grid(normalise_intensity(image, brain), label=False)
+
+    others = {}
+    for name, array in (contrasts or {}).items():
+        if np.shape(array) != volume.shape:
+            raise ValueError(f"volume {volume.name!r}: its {name} image has shape {np.shape(array)}, the image "
+                             f"{volume.shape}; the contrasts of a subject must share one voxel grid")
+        others[name] = normalised(np.asarray(array, dtype=np.float32))
     seg = None if volume.seg is None else transform.to_grid(volume.seg, label=True)
-    return GridVolume(image=image, mask=mask, seg=seg, name=volume.name, transform=transform)
+    return GridVolume(image=normalised(volume.image), mask=mask, seg=seg, name=volume.name, transform=transform,
+                      contrasts=others)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -43,7 +44,9 @@ class DatasetSpec:
         stage: top folder, ``Train`` (healthy) or ``Test`` (with lesions).
         folder: its folder under the stage folder (the authors' name).
         split_prefix: prefix of its split CSVs.
-        modalities: the image modalities the layout holds.
+        modalities: the image modalities the layout holds for every subject.
+        extra_modalities: other modalities a layout may hold for its subjects (``brainuad prepare``
+            writes them where the download has them; multi-contrast methods read them).
         eval_modality: the modality it is evaluated on (method.md §1); None for the healthy set,
             which is used with the modality the model is trained on.
         paper_sizes: (validation, test) sizes of the paper's Table 1.
@@ -56,6 +59,7 @@ class DatasetSpec:
     modalities: tuple[str, ...]
     eval_modality: str | None
     paper_sizes: tuple[int, int]
+    extra_modalities: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -86,10 +90,10 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.id: spec
     for spec in (
         DatasetSpec("ixi", "Train", "ixi", "IXI", ("t1", "t2"), None, (44, 158)),
-        DatasetSpec("brats21", "Test", "Brats21", "Brats21", ("t2",), "t2", (100, 1151)),
-        DatasetSpec("mslub", "Test", "MSLUB", "MSLUB", ("t2",), "t2", (10, 20)),
+        DatasetSpec("brats21", "Test", "Brats21", "Brats21", ("t2",), "t2", (100, 1151), ("t1",)),
+        DatasetSpec("mslub", "Test", "MSLUB", "MSLUB", ("t2",), "t2", (10, 20), ("t1",)),
         DatasetSpec("atlas", "Test", "ATLAS_v2", "ATLAS_v2", ("t1",), "t1", (175, 480)),
-        DatasetSpec("wmh", "Test", "WMH", "WMH", ("t1",), "t1", (15, 45)),
+        DatasetSpec("wmh", "Test", "WMH", "WMH", ("t1",), "t1", (15, 45), ("flair",)),
     )
 }
 LESION_SETS = tuple(name for name, spec in DATASETS.items() if not spec.healthy)
@@ -261,17 +265,29 @@ def load_split(root: str | Path, dataset_id: str, split: SplitName, fold: int | 
 
 @dataclass(frozen=True)
 class Subject:
-    """The files of one subject in one modality, as absolute paths."""
+    """The files of one subject in one modality, as absolute paths.
+
+    Attributes:
+        contrasts: other modalities of the subject read with the image (name -> file), for a
+            multi-contrast method; empty otherwise.
+    """
 
     name: str
     image: Path
     mask: Path
     seg: Path | None
     label: int
+    contrasts: tuple[tuple[str, Path], ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file of the subject: image, mask, segmentation (if any) and other contrasts."""
+        return (self.image, self.mask, *(() if self.seg is None else (self.seg,)),
+                *(path for _, path in self.contrasts))
 
 
 def split_subjects(root: str | Path, dataset_id: str, split: SplitName, fold: int | None = None,
-                   modality: str | None = None) -> list[Subject]:
+                   modality: str | None = None, contrasts: Sequence[str] = ()) -> list[Subject]:
     """The subjects of one split with absolute file paths.
 
     Args:
@@ -279,6 +295,8 @@ def split_subjects(root: str | Path, dataset_id: str, split: SplitName, fold: in
         dataset_id: ``ixi``, ``brats21``, ``mslub``, ``atlas`` or ``wmh``.
         split: ``train``/``val`` (IXI, with ``fold``) or ``val``/``test``.
         modality: the image modality; default the set's evaluation modality (required for IXI).
+        contrasts: other modalities of each subject to read with the image (their files are found
+            as :func:`modality_path` says, e.g. ``t2/X_t2.nii.gz`` -> ``t1/X_t1.nii.gz``).
 
     Duplicate rows (the authors' splits have some) are kept once.
     """
@@ -286,10 +304,13 @@ def split_subjects(root: str | Path, dataset_id: str, split: SplitName, fold: in
     modality = modality or spec.eval_modality
     if modality is None:
         raise ValueError(f"the modality (t1 or t2) must be given for the {spec.id} data set")
+    if modality in contrasts or len(set(contrasts)) != len(contrasts):
+        raise ValueError(f"contrasts must be distinct modalities other than {modality}, got {list(contrasts)}")
     root = resolve_data_root(root)
     subjects: dict[str, Subject] = {}
     for record in load_split(root, dataset_id, split, fold, modality):
+        others = tuple((name, data_file(root, modality_path(record.img_path, name))) for name in contrasts)
         subjects.setdefault(record.img_path, Subject(
             name=record.img_name, image=data_file(root, record.img_path), mask=data_file(root, record.mask_path),
-            seg=data_file(root, record.seg_path) if record.seg_path else None, label=record.label))
+            seg=data_file(root, record.seg_path) if record.seg_path else None, label=record.label, contrasts=others))
     return list(subjects.values())

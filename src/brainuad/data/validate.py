@@ -7,7 +7,9 @@ mismatch, an empty brain mask, a missing segmentation of a lesion set, the same 
 training fold and the test split (or in a fold's train and val). Warnings: duplicate rows, an
 empty lesion segmentation, a non-binary mask or segmentation; train/test overlap is reported as a
 warning instead of an error with ``allow_overlap`` (to use the authors' exact splits, which have
-9 IXI test subjects also in training fold 0).
+9 IXI test subjects also in training fold 0). A set's optional other modalities (BraTS21's and
+MSLUB's T1, WMH's FLAIR: :attr:`~brainuad.data.layout.DatasetSpec.extra_modalities`) are checked
+like its image where their folder exists.
 """
 
 from __future__ import annotations
@@ -211,7 +213,9 @@ def tables_path(tables: dict[Path, list[SplitRecord]], name: str) -> Path:
 def _check_row(spec: DatasetSpec, root: Path, csv_path: Path, record: SplitRecord, checker: _FileChecker,
                report: ValidationReport) -> None:
     image_paths: list[Path] = []
-    for modality in spec.modalities:
+    present_extras = tuple(modality for modality in spec.extra_modalities
+                           if (root / spec.stage / spec.folder / modality).is_dir())
+    for modality in spec.modalities + present_extras:
         try:
             relative = modality_path(record.img_path, modality)
         except ValueError as error:

@@ -65,6 +65,25 @@ class Volume:
         changes: dict[str, Any] = dict(arrays)
         return replace(self, **changes)
 
+    def load_contrast(self, path: str | Path, contrast: str) -> np.ndarray:
+        """Another contrast of this volume's subject (its ``contrast`` image, e.g. ``"t1"``) read from
+        ``path``: (I, J, K) float32 on this volume's voxel grid.
+
+        Raises:
+            InputError: the file is missing or unreadable, or its shape or affine differs from this
+                volume's (the contrasts of a subject must be co-registered on one grid).
+        """
+        image, affine = read_image(path)
+        advice = ("the contrasts of a subject must be co-registered on one voxel grid (brainuad prepare writes them "
+                  "so; brainuad predict --raw registers them)")
+        if image.shape != self.shape:
+            raise InputError(path, f"the {contrast} image has shape {image.shape}, the subject's image "
+                                   f"{self.source or self.name} {self.shape}", advice)
+        if not np.allclose(affine, self.affine, atol=_AFFINE_TOLERANCE_MM):
+            raise InputError(path, f"the {contrast} image's affine differs from that of {self.source or self.name}",
+                             advice)
+        return np.asarray(image, dtype=np.float32)
+
     @classmethod
     def load(cls, image_path: str | Path, mask_path: str | Path | None = None,
              seg_path: str | Path | None = None, name: str | None = None) -> "Volume":

@@ -52,6 +52,7 @@ from brainuad.evaluate.scoring import (
     ResidualScorer,
     ScoredVolume,
     VolumeScorer,
+    read_contrasts,
 )
 from brainuad.evaluate.statistics import MeanStd, mean_std
 
@@ -289,7 +290,8 @@ def evaluate_domain_shift(method: NoiseLevelReconstructor, data_root: str | Path
     points = []
     for contrast in settings.contrasts:
         context = SplitContext(root, modality, fold, limit, cache, progress, name,
-                               shift=functools.partial(shift_contrast, level=float(contrast)), workers=workers)
+                               shift=functools.partial(shift_contrast, level=float(contrast)), workers=workers,
+                               contrasts=read_contrasts(method))
         for t_test in settings.t_tests:
             for width in widths:
                 suffix = f" (x^{contrast:g}, t={t_test}, width {width:.0%})"
@@ -307,7 +309,8 @@ def evaluate_domain_shift(method: NoiseLevelReconstructor, data_root: str | Path
     default = ResidualScorer(method)
     for contrast in settings.histogram_contrasts:
         context = SplitContext(root, modality, fold, limit, cache, progress, name,
-                               shift=functools.partial(shift_contrast, level=float(contrast)), workers=workers)
+                               shift=functools.partial(shift_contrast, level=float(contrast)), workers=workers,
+                               contrasts=read_contrasts(method))
         for dataset in ("ixi", *chosen_sets):
             histograms.append(_histograms(default, dataset, context, float(contrast)))
     return DomainShiftRun(name=name, group=group or name, method=method_name or type(method).__name__.lower(),

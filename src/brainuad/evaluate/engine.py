@@ -103,6 +103,8 @@ class SplitContext:
         workers: DataLoader workers reading volumes ahead of the model, and as many processes
             measuring the scored test volumes (0: both between batches, in this process).
         shard: this process's share of an evaluation sharded across processes, or None.
+        contrasts: other contrasts of each subject read with its image (a multi-contrast method's,
+            :func:`~brainuad.evaluate.scoring.read_contrasts`).
     """
 
     data_root: Path
@@ -115,6 +117,7 @@ class SplitContext:
     shift: Callable[[GridVolume], GridVolume] | None = None
     workers: int = 0
     shard: Shard | None = None
+    contrasts: tuple[str, ...] = ()
 
     def bar(self, dataset: str, split: str, suffix: str = "") -> str:
         return f"{self.run}: {dataset} {split}{suffix}"
@@ -122,7 +125,7 @@ class SplitContext:
     def subjects(self, dataset: str, split: Literal["val", "test"]) -> list[Subject]:
         """The subjects of one split (the IXI validation split of the run's fold), first ``limit`` only."""
         fold = self.fold if dataset == "ixi" and split == "val" else None
-        subjects = split_subjects(self.data_root, dataset, split, fold, self.modality)
+        subjects = split_subjects(self.data_root, dataset, split, fold, self.modality, self.contrasts)
         if not subjects:
             raise InputError(self.data_root / "splits", f"the {dataset} {split} split lists no subject")
         return subjects[:self.limit] if self.limit is not None else subjects

@@ -72,7 +72,13 @@ from brainuad.evaluate.rules import (
     postprocessing_variants,
     threshold_rules,
 )
-from brainuad.evaluate.scoring import AnomalyScorer, NoiseLevelReconstructor, ResidualScorer, volume_scorer
+from brainuad.evaluate.scoring import (
+    AnomalyScorer,
+    NoiseLevelReconstructor,
+    ResidualScorer,
+    read_contrasts,
+    volume_scorer,
+)
 from brainuad.evaluate.stream import Shard
 
 __all__ = ["LPIPS_SKIPPED", "check_levels", "check_sets", "evaluate_method"]
@@ -161,7 +167,7 @@ def evaluate_method(method: AnomalyScorer, data_root: str | Path, *, name: str, 
     # volumes are read once per split: the cache keeps no copies in memory, so memory stays flat
     cache = GridCache(cache_dir, normalise_on=normalise_on, in_memory=False)
     context = SplitContext(resolve_data_root(data_root), modality, fold, limit, cache, progress, name,
-                           workers=workers, shard=shard)
+                           workers=workers, shard=shard, contrasts=read_contrasts(method))
     scorer = volume_scorer(method)
     notes = []
     healthy_thresholds = choose_healthy_thresholds(scorer, pairs, context)

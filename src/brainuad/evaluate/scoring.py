@@ -28,6 +28,7 @@ __all__ = [
     "BatchReconstructor",
     "ConditionedReconstructor",
     "MapScorer",
+    "MultiContrastReader",
     "NoiseLevelReconstructor",
     "Reconstructor",
     "ResidualScorer",
@@ -35,9 +36,9 @@ __all__ = [
     "ScoringReconstructor",
     "VolumeScorer",
     "crop_width",
+    "read_contrasts",
     "volume_scorer",
 ]
-
 
 
 @runtime_checkable
@@ -101,6 +102,20 @@ class ConditionedReconstructor(Protocol):
                     condition: np.ndarray | None = None) -> np.ndarray: ...
 
 
+@runtime_checkable
+class MultiContrastReader(Protocol):
+    """A method that reads each volume with other contrasts of its subject (the multi-contrast
+    cDDPM): ``contrasts`` names them (``("t1",)``); its volumes must be loaded with them
+    (:attr:`~brainuad.data.grid.GridVolume.contrasts`)."""
+
+    contrasts: tuple[str, ...]
+
+
+def read_contrasts(method: object) -> tuple[str, ...]:
+    """The other contrasts ``method`` reads with each volume (:class:`MultiContrastReader`), else ()."""
+    return tuple(method.contrasts) if isinstance(method, MultiContrastReader) else ()
+
+
 @dataclass(frozen=True)
 class ScoredVolume:
     """One volume's anomaly map and, for reconstruction methods, its reconstruction.
@@ -157,20 +172,23 @@ def _device_of(method: object) -> torch.device:
 
 
 def crop_width(image: np.ndarray, width: float) -> np.ndarray:
-    """The image cropped to the first ``width`` fraction of its first axis (the model grid's x,
+    """The image cropped to the first ``width`` fraction of its x axis (the model grid's
     left-right; the width of an axial slice as the report shows it), the rest set to 0
     (background): the domain-shift study's conditioning input (paper §4.5.2).
 
     Args:
-        image: (X, Y, Z) float array.
+        image: (X, Y, Z) float array, or (C, X, Y, Z) channels (a volume with its other contrasts,
+            each cropped alike).
         width: fraction in (0, 1]; 1 returns the image unchanged.
 
     Returns:
-        (X, Y, Z) float32.
+        float32 of the shape of ``image``.
     """
     check_fraction("width", width, open_low=True)
     cropped = np.array(image, dtype=np.float32)
-    cropped[int(round(width * cropped.shape[0])):] = 0.0
+    if cropped.ndim not in (3, 4):
+        raise ValueError(f"image must be (X, Y, Z) or (C, X, Y, Z), got shape {cropped.shape}")
+    cropped[..., int(round(width * cropped.shape[-3])):, :, :] = 0.0
     return cropped
 
 
@@ -212,7 +230,9 @@ class ResidualScorer(VolumeScorer):
     def _reconstruct(self, volumes: Sequence[GridVolume]) -> list[np.ndarray]:
         conditions = None
         if self.conditioning_width < 1.0:
-            conditions = [crop_width(volume.image, self.conditioning_width) for volume in volumes]
+            contrasts = read_contrasts(self.method)
+            conditions = [crop_width(volume.channels(contrasts) if contrasts else volume.image, self.conditioning_width)
+                          for volume in volumes]
         if isinstance(self.method, BatchReconstructor):
             return self.method.reconstruct_many(volumes, t_test=self.t_test, conditions=conditions)
         if isinstance(self.method, ConditionedReconstructor) and conditions is not None:

@@ -18,6 +18,7 @@ from brainuad.methods.autoencoders import AE_SPEC, VAE_SPEC
 from brainuad.methods.base import AnomalyDetector
 from brainuad.methods.cddpm import CDDPM_SPEC
 from brainuad.methods.cddpm25d import CDDPM25D_SPEC
+from brainuad.methods.cddpm_mc import CDDPM_MC_SPEC
 from brainuad.methods.dae import DAE_SPEC
 from brainuad.methods.ddpm import DDPM_SPEC
 from brainuad.methods.fanogan import FANOGAN_SPEC
@@ -33,7 +34,7 @@ __all__ = ["DETECTORS", "METHODS", "SPECS", "build_detector", "load_config", "pa
 
 SPECS: dict[str, MethodSpec[Any]] = {spec.name: spec for spec in (
     DDPM_SPEC, PDDPM_SPEC, CDDPM_SPEC, SPARK_SPEC, AE_SPEC, VAE_SPEC, SVAE_SPEC, DAE_SPEC, FANOGAN_SPEC, THRESH_SPEC,
-    PDDPM_IQA_SPEC, CDDPM25D_SPEC)}
+    PDDPM_IQA_SPEC, CDDPM25D_SPEC, CDDPM_MC_SPEC)}
 """Every method, by its config's ``method`` name, in the order of the paper's tables, then the
 follow-up methods (docs/follow-up-methods.md)."""
 

@@ -58,6 +58,10 @@ def _no_noise_levels(config: RunConfigBase) -> None:
     return None
 
 
+def _no_contrasts(config: RunConfigBase) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class MethodSpec(Generic[ConfigT]):
     """One method, as training, evaluation and the CLI see it.
@@ -79,6 +83,9 @@ class MethodSpec(Generic[ConfigT]):
         stack_size: consecutive axial slices per training item (1: single slices).
         noise_levels: the number T of noise levels of a diffusion method's schedule (test levels
             t_test lie in 1..T; after training, the PSNR check at t = 500 runs), None otherwise.
+        contrasts: the other modalities of each subject the method reads beside ``data.modality``
+            (a multi-contrast method: ``("t1",)``), in training items (as channels after the
+            slice), evaluation and prediction; empty for a single-contrast method.
     """
 
     name: str
@@ -92,6 +99,7 @@ class MethodSpec(Generic[ConfigT]):
     export: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     stack_size: Callable[[ConfigT], int] = _single_slices
     noise_levels: Callable[[ConfigT], int | None] = _no_noise_levels
+    contrasts: Callable[[ConfigT], tuple[str, ...]] = _no_contrasts
 
     def __post_init__(self) -> None:
         declared = self.config.model_fields["method"].default

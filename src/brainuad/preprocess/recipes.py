@@ -10,10 +10,13 @@ The layouts (docs/preprocessing.md has the download steps)::
              IXI-T2.tar unpacked); ages from SRC/**/IXI.xls (needs xlrd) or an IXI.csv with the
              columns IXI_ID and AGE. T1 is the reference; T2 is aligned to it rigidly. deepbet.
     brats21  SRC/**/BraTS2021_00000/BraTS2021_00000_{t2,seg}.nii.gz (the training data: 1251
-             subjects). Skull-stripped already (``none``); whole tumour = labels 1, 2 and 4.
+             subjects), with the _t1 beside it where there is one (co-registered, for
+             multi-contrast methods). Skull-stripped already (``none``); whole tumour = labels
+             1, 2 and 4.
     mslub    SRC/**/patient01/{T2W,consensus_gt}.nii.gz: the "coregistered" images of the
-             Ljubljana MS database (T2W, FLAIR, ... and the consensus in one space); where a
-             patient also has a "raw" folder, the coregistered one is used. deepbet.
+             Ljubljana MS database (T2W, FLAIR, ... and the consensus in one space), with the
+             T1W beside it where there is one; where a patient also has a "raw" folder, the
+             coregistered one is used. deepbet.
     atlas    SRC/**/sub-r001s001_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz with
              ..._label-L_desc-T1lesion_mask.nii.gz beside it (ATLAS v2.0 training data, decrypted;
              the unlabelled test images are left out). deepbet.
@@ -86,6 +89,13 @@ def _files(src: Path, pattern: str) -> list[Path]:
     return sorted(path for path in src.rglob("*") if expression.fullmatch(path.name) and path.is_file())
 
 
+def _beside(folder: Path, modality: str, *names: str) -> tuple[OtherScan, ...]:
+    """The first of the files ``names`` in ``folder`` as the subject's co-registered ``modality``
+    scan, or nothing where none is there (the modality is optional)."""
+    path = next((folder / name for name in names if (folder / name).is_file()), None)
+    return () if path is None else (OtherScan(modality, path, coregistered=True),)
+
+
 def _sorted(discovery: Discovery) -> Discovery:
     discovery.subjects.sort(key=lambda subject: subject.name)
     return discovery
@@ -144,7 +154,7 @@ class IxiRecipe(Recipe):
 
 
 class Brats21Recipe(Recipe):
-    """BraTS 2021: T2 and the whole tumour (labels 1, 2, 4), already skull-stripped."""
+    """BraTS 2021: T2 (and T1 where given) and the whole tumour (labels 1, 2, 4), already skull-stripped."""
 
     dataset_id = "brats21"
     skull_strip = "none"
@@ -158,12 +168,14 @@ class Brats21Recipe(Recipe):
             if seg is None:
                 discovery.incomplete[name] = "no _seg label map beside the T2 (validation data are unlabelled)"
                 continue
-            discovery.subjects.append(FoundSubject(ScanInputs(name, "t2", t2, seg=seg, lesion_labels=(1, 2, 4))))
+            others = _beside(t2.parent, "t1", f"{name}_t1.nii.gz", f"{name}_t1.nii")
+            discovery.subjects.append(FoundSubject(ScanInputs(name, "t2", t2, seg=seg, lesion_labels=(1, 2, 4),
+                                                              others=others)))
         return _sorted(discovery)
 
 
 class MslubRecipe(Recipe):
-    """MSLUB: the coregistered T2W with the consensus lesion segmentation."""
+    """MSLUB: the coregistered T2W (and T1W where given) with the consensus lesion segmentation."""
 
     dataset_id = "mslub"
     skull_strip = "deepbet"
@@ -186,7 +198,8 @@ class MslubRecipe(Recipe):
             if seg is None:
                 discovery.incomplete[name] = f"no consensus_gt beside {t2}"
                 continue
-            discovery.subjects.append(FoundSubject(ScanInputs(name, "t2", t2, seg=seg)))
+            others = _beside(t2.parent, "t1", "T1W.nii.gz", "T1W.nii")
+            discovery.subjects.append(FoundSubject(ScanInputs(name, "t2", t2, seg=seg, others=others)))
         return _sorted(discovery)
 
 

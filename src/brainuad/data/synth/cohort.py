@@ -4,7 +4,8 @@
 :mod:`brainuad.data.layout`)::
 
     OUT/Train/ixi/{t1,t2,mask}/IXI-SYN-0001_{t1,t2,mask}.nii.gz
-    OUT/Test/Brats21/{t2,mask,seg}/BraTS-SYN-0001_{t2,mask,seg}.nii.gz      (and MSLUB, T2)
+    OUT/Test/Brats21/{t2,t1,mask,seg}/BraTS-SYN-0001_{t2,t1,mask,seg}.nii.gz   (and MSLUB: T2, and T1
+                                                                               for multi-contrast methods)
     OUT/Test/ATLAS_v2/{t1,mask,seg}/ATLAS-SYN-0001_{t1,mask,seg}.nii.gz     (and WMH, T1)
     OUT/splits/IXI_{train,val}_fold{0..4}.csv, IXI_test.csv, <set>_{val,test}.csv
     OUT/preview.png, OUT/synthetic-cohort.json (what wrote the folder: size and seed)

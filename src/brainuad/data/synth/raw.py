@@ -14,7 +14,8 @@ brain, same lesion), then, per data set (:data:`PROFILES`):
 * a multiplicative bias field and Rician noise, intensities rounded to whole numbers (int16 on disk).
 
 IXI's T2 has its own grid and a slightly different pose than its T1 (the subject moved between the
-two sequences). WMH has a FLAIR on the T1's grid, rendered from the same anatomy. Segmentations are
+two sequences). WMH has a FLAIR on the T1's grid, rendered from the same anatomy; BraTS21 and
+MSLUB a T1 on the T2's grid (co-registered, as both downloads give it). Segmentations are
 carried onto the raw grid of the scan they belong to (linear interpolation, thresholded at 0.5); the
 BraTS label map has labels 1 (core), 4 (enhancing rim) and 2 (oedema) and WMH label 2 marks "other
 pathology", as in the real downloads.
@@ -22,8 +23,8 @@ pathology", as in the real downloads.
 The download layouts written (names follow each set's real naming)::
 
     OUT/IXI/IXI-T1/IXI001-Synth-0001-T1.nii.gz, OUT/IXI/IXI-T2/IXI001-Synth-0001-T2.nii.gz, OUT/IXI/IXI.csv
-    OUT/BraTS21/BraTS2021_00000/BraTS2021_00000_{t2,seg}.nii.gz
-    OUT/MSLUB/patient01/{T2W,consensus_gt}.nii.gz
+    OUT/BraTS21/BraTS2021_00000/BraTS2021_00000_{t2,t1,seg}.nii.gz
+    OUT/MSLUB/patient01/{T2W,T1W,consensus_gt}.nii.gz
     OUT/ATLAS_2/Training/R999/sub-r999s001/ses-1/anat/sub-r999s001_ses-1_space-MNI152NLin2009aSym_{T1w,label-L_desc-T1lesion_mask}.nii.gz
     OUT/WMH/training/Synth/0/{pre/T1,pre/FLAIR,wmh}.nii.gz
     OUT/synthetic-raw.json
@@ -157,8 +158,8 @@ PROFILES: dict[str, RawProfile] = {
     "ixi": RawProfile(("t1", "t2"), {"t1": Acquisition((0.94, 0.94, 1.2), _SAGITTAL, (240.0, 240.0, 180.0)),
                                      "t2": Acquisition((0.94, 0.94, 1.2), _AXIAL, (240.0, 240.0, 156.0))},
                       "native", skull=True, bias=0.2),
-    "brats21": RawProfile(("t2",), None, "sri24", skull=False, bias=0.05),
-    "mslub": RawProfile(("t2",), {"t2": Acquisition((1.0, 1.0, 5.0), _AXIAL, (230.0, 230.0, 170.0))},
+    "brats21": RawProfile(("t2", "t1"), None, "sri24", skull=False, bias=0.05),
+    "mslub": RawProfile(("t2", "t1"), {"t2": Acquisition((1.0, 1.0, 5.0), _AXIAL, (230.0, 230.0, 170.0))},
                         "native", skull=True, bias=0.25),
     "atlas": RawProfile(("t1",), None, "mni", skull=True, bias=0.1),
     "wmh": RawProfile(("t1", "flair"), {"t1": Acquisition((0.96, 0.96, 3.0), _AXIAL, (230.0, 230.0, 170.0))},
@@ -427,9 +428,11 @@ def raw_files(dataset_id: str, name: str) -> dict[str, str]:
     if dataset_id == "ixi":
         return {"t1": f"IXI/IXI-T1/{name}-T1.nii.gz", "t2": f"IXI/IXI-T2/{name}-T2.nii.gz"}
     if dataset_id == "brats21":
-        return {"t2": f"BraTS21/{name}/{name}_t2.nii.gz", "labels": f"BraTS21/{name}/{name}_seg.nii.gz"}
+        return {"t2": f"BraTS21/{name}/{name}_t2.nii.gz", "t1": f"BraTS21/{name}/{name}_t1.nii.gz",
+                "labels": f"BraTS21/{name}/{name}_seg.nii.gz"}
     if dataset_id == "mslub":
-        return {"t2": f"MSLUB/{name}/T2W.nii.gz", "labels": f"MSLUB/{name}/consensus_gt.nii.gz"}
+        return {"t2": f"MSLUB/{name}/T2W.nii.gz", "t1": f"MSLUB/{name}/T1W.nii.gz",
+                "labels": f"MSLUB/{name}/consensus_gt.nii.gz"}
     if dataset_id == "atlas":
         folder = f"ATLAS_2/Training/R999/{name.split('_')[0]}/ses-1/anat"
         return {"t1": f"{folder}/{name}_space-MNI152NLin2009aSym_T1w.nii.gz",

@@ -83,7 +83,8 @@ class SyntheticSubject:
 def synthesize_subject(dataset_id: str, name: str, rng: np.random.Generator,
                        reference: ReferenceAnatomy | None = None) -> SyntheticSubject:
     """Draw one subject of ``dataset_id``: a healthy subject with all its modalities, or a lesion
-    subject in its set's evaluation modality. Deterministic for the state of ``rng``.
+    subject in its set's evaluation modality (and T1 for BraTS21 and MSLUB, the lesion painted in
+    it too). Deterministic for the state of ``rng``.
 
     Args:
         dataset_id: a key of :data:`brainuad.data.layout.DATASETS`.
@@ -124,13 +125,27 @@ def _synthesize(dataset_id: str, name: str, rng: np.random.Generator, reference:
         displacement = plan.displacement()
         if anatomy is None or displacement is not None:
             anatomy = deform_reference(reference, warp, displacement)
-        paint = plan.paint(anatomy, means, ShapeNoise.draw(rng, anatomy))
+        noise = ShapeNoise.draw(rng, anatomy)
+        paint = plan.paint(anatomy, means, noise)
         if paint is not None:
             break
     else:
         raise RuntimeError(f"synthesize_subject: no {dataset_id} lesion fitted subject {name} "
                            f"in {_LESION_ATTEMPTS} draws")
     texture = smooth_noise(rng, GRID_SHAPE, _TEXTURE_SCALE_MM).ravel()[anatomy.support]
-    image = render(anatomy, means, texture, rng, paint)
-    return SyntheticSubject(name, dataset_id, age, {model.modality: image}, anatomy.mask(),
+    images = {model.modality: render(anatomy, means, texture, rng, paint)}
+    for modality in _other_contrasts(dataset_id):  # drawn last: the evaluation image is the same with or without
+        other_means = CONTRASTS[modality].draw(rng)
+        other_paint = plan.paint(anatomy, other_means, noise)
+        if other_paint is None:  # not reached: whether a lesion fits does not depend on the intensities
+            raise RuntimeError(f"synthesize_subject: the {dataset_id} lesion of {name} did not fit in {modality}")
+        images[modality] = render(anatomy, other_means, texture, rng, other_paint)
+    return SyntheticSubject(name, dataset_id, age, images, anatomy.mask(),
                             anatomy.dense(paint.seg, np.uint8), anatomy, reference.affine)
+
+
+def _other_contrasts(dataset_id: str) -> tuple[str, ...]:
+    """The other modalities a lesion subject of ``dataset_id`` is rendered in (its set's optional
+    modalities that the contrast models cover: T1 for BraTS21 and MSLUB), the lesion painted in
+    each with that contrast's tissue means (a tumour or MS lesion, bright in T2, is dark in T1)."""
+    return tuple(modality for modality in DATASETS[dataset_id].extra_modalities if modality in CONTRASTS)
