@@ -20,6 +20,7 @@ from brainuad.predict import (
     Reorientation,
     ThresholdChoice,
     discover_inputs,
+    find_contrast,
     find_mask,
     resolve_threshold,
     write_prediction,
@@ -225,6 +226,19 @@ def test_masks_are_found_beside_the_scan(tmp_path):
     assert find_mask(layout) == preferred  # the scan's own suffix first
 
 
+def test_other_contrasts_are_found_beside_the_scan_and_not_taken_as_scans(tmp_path):
+    scan = touch(tmp_path / "b" / "sub-02_t2.nii.gz")
+    assert find_contrast(scan, "t1") is None
+    beside = touch(tmp_path / "b" / "sub-02_t1.nii.gz")
+    assert find_contrast(scan, "t1") == beside
+    layout = touch(tmp_path / "Test" / "MSLUB" / "t2" / "X_t2.nii.gz")
+    sibling = touch(tmp_path / "Test" / "MSLUB" / "t1" / "X_t1.nii.gz")
+    assert find_contrast(layout, "t1") == sibling and find_contrast(layout, "flair") is None
+    discovery = discover_inputs([tmp_path / "b"], contrasts=("t1",))
+    assert discovery.scans == (scan,) and discovery.ignored == (beside,)
+    assert discover_inputs([tmp_path / "b"]).scans == (beside, scan)  # a single-contrast model predicts both
+
+
 def test_inputs_are_discovered_and_problems_named(tmp_path):
     folder = tmp_path / "scans"
     scans = [touch(folder / name) for name in ("b_t2.nii.gz", "a_t2.nrrd")]
@@ -405,3 +419,42 @@ def test_the_training_space_is_read_from_the_run_data(run_copy, tmp_path):
     (run_copy / "config.yaml").write_text(config)
     with pytest.raises(InputError, match="prepared without registration"):
         training_atlas(run_copy)
+
+
+def test_a_multi_contrast_model_registers_the_raw_t1_beside_a_raw_scan(raw_tumour_scan, tiny_cohort, tmp_path):
+    """The T1 of a raw scan is aligned to it rigidly and brought onto the model grid with it: the
+    raw T1 shares the T2's grid, so the alignment found is the identity (within half a mm), and on
+    the grid the tumour (the cohort's truth, in the atlas space) is bright in T2 and dark in T1."""
+    from brainuad.data.cache import GridCache
+    from brainuad.data.layout import split_subjects
+    from brainuad.methods.registry import build_detector, parse_config
+    from brainuad.preprocess.register import Atlas
+
+    path, raw = raw_tumour_scan
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scan = folder / path.name
+    scan.write_bytes(path.read_bytes())
+    t1 = raw.scans["t1"]
+    write_image(folder / "clinical_t1.nii.gz", t1.image, t1.affine)
+    method = build_detector(parse_config({"method": "cddpm_mc", "encoder": {"depth": 18, "dim": 8},
+                                          "model": {"base_channels": 8, "groups": 4, "attention_head_channels": 8}}))
+    detector = Detector(method, ThresholdChoice(THRESHOLD, PostProcessing(), "test"),
+                        preprocessing=fast_raw_pipeline(Atlas.mni152(), "atlas-mask"))
+    assert detector.contrasts == ("t1",) and discover_inputs([folder], detector.contrasts).scans == (scan,)
+    prepared = detector.prepare(scan)
+    assert f"read with its t1 image {folder / 'clinical_t1.nii.gz'}" in prepared.notes
+    subject = next(s for s in split_subjects(tiny_cohort, "brats21", "test", contrasts=("t1",))
+                   if s.name == "BraTS-SYN-0004")
+    truth = GridCache().load(subject)
+    grid = prepared.grid
+    tumour, rest = grid.mask & truth.seg, grid.mask & ~truth.seg
+    assert grid.image[tumour].mean() > 1.1 * grid.image[rest].mean()
+    assert grid.contrasts["t1"][tumour].mean() < 0.8 * grid.contrasts["t1"][rest].mean()
+    records = prepared.preprocessed.record.records
+    corners = np.array([[x, y, z, 1.0] for x in (-60, 60) for y in (-80, 60) for z in (-40, 70)]).T
+    assert np.abs((records["t1"].world @ corners - records["scan"].world @ corners)[:3]).max() < 1.0
+    with pytest.raises(ValueError, match="reads t1; it cannot use the flair image"):
+        detector.prepare(scan, contrasts={"flair": folder / "clinical_t1.nii.gz"})
+    with pytest.raises(ValueError, match="give the scan as a file"):
+        detector.prepare(Volume.load(scan))

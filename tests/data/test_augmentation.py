@@ -77,7 +77,7 @@ def test_batch_draws_are_reproducible_and_checked():
     first = augmentation.augment_batch(images, torch.Generator().manual_seed(7))
     assert torch.equal(first, augmentation.augment_batch(images, torch.Generator().manual_seed(7)))
     assert not torch.equal(first, augmentation.augment_batch(images, torch.Generator().manual_seed(8)))
-    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         augmentation.augment_batch(images[:, 0])
     with pytest.raises(ValueError, match="3 slices"):
         augmentation.apply_batch(images[:2], augmentation.sample_batch(3))
@@ -135,3 +135,25 @@ def test_the_distribution_check_sees_a_wrong_range(monkeypatch, constant, value)
 
 def test_bias_terms_are_torchios_order_3():
     assert len(BIAS_TERMS) == 10 and BIAS_TERMS[:4] == ((0, 0), (0, 1), (0, 2), (0, 3))
+
+
+def test_a_slice_with_other_contrasts_gets_one_draw_for_every_channel():
+    """A multi-contrast slice (T2, T1): each channel as torchio transforms the slice alone with the
+    same parameters, in a batch and when one slice is augmented (where torchio's RandomGamma alone
+    would draw a gamma per channel)."""
+    augmentation = SliceAugmentation(1, 1, 1, 1)
+    images = torch.stack([torch.cat([smooth_slice(seed), smooth_slice(seed + 10)]) for seed in range(4)])
+    draw = augmentation.sample_batch(4, generator=torch.Generator().manual_seed(5))
+    out = augmentation.apply_batch(images, draw)
+    assert out.shape == (4, 2, HEIGHT, WIDTH)
+    for row in range(4):
+        for channel in range(2):
+            torch.testing.assert_close(out[row, channel:channel + 1],
+                                       torchio_chain(images[row, channel:channel + 1], draw, row, None),
+                                       atol=2e-5, rtol=1e-5)
+    torch.manual_seed(2)
+    twin = augmentation(smooth_slice(1).expand(2, -1, -1).clone())  # the same slice twice: one draw for both
+    assert twin.shape == (2, HEIGHT, WIDTH) and torch.equal(twin[0], twin[1])
+    assert not torch.allclose(twin[0], smooth_slice(1)[0], atol=1e-3)
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        augmentation(torch.zeros(HEIGHT, WIDTH))

@@ -81,3 +81,28 @@ def test_cache_keys_the_normalisation(tmp_path):
              for order in ("model_grid", "input_grid")}
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
     np.testing.assert_array_equal(grids["input_grid"], to_model_grid(volume, normalise_on="input_grid").image)
+
+
+def test_other_contrasts_are_read_cached_and_checked(tiny_cohort, cohort_copy, tmp_path):
+    subject = split_subjects(tiny_cohort, "mslub", "test", contrasts=("t1",))[0]
+    first = GridCache(tmp_path / "cache").load(subject)
+    t1 = first.contrasts["t1"]
+    seg, brain = first.seg, first.mask & ~first.seg
+    assert first.image[seg].mean() > first.image[brain].mean()  # the lesion is bright in T2
+    assert t1[seg].mean() < t1[brain].mean()  # and dark in T1
+    again = GridCache(tmp_path / "cache").load(subject)
+    np.testing.assert_array_equal(again.contrasts["t1"], t1)
+    assert list(again.channels(["t1"]).shape) == [2, 96, 96, 50]
+    single = GridCache(tmp_path / "cache").load(split_subjects(tiny_cohort, "mslub", "test")[0])
+    assert dict(single.contrasts) == {} and len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    with pytest.raises(ValueError, match="loaded without its t1 image"):
+        single.channels(["t1"])
+    # a missing or misaligned T1 is named, with what to do
+    lost = split_subjects(cohort_copy, "mslub", "test", contrasts=("t1",))[0]
+    t1_file = lost.contrasts[0][1]
+    t1_file.unlink()
+    with pytest.raises(InputError, match=f"{t1_file.name}.*the t1 image of subject {lost.name} not found"):
+        GridCache().load(lost)
+    write_image(t1_file, np.zeros((10, 10, 10), np.float32), np.eye(4))
+    with pytest.raises(InputError, match=f"{t1_file.name}.*has shape \\(10, 10, 10\\)"):
+        GridCache().load(lost)

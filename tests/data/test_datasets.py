@@ -121,3 +121,43 @@ def test_datamodule_draws_training_slices_on_the_device(tiny_cohort):
     assert data.on_after_batch_transfer(validation, 0) is validation  # validation slices come from the loader
     with pytest.raises(ValueError, match="slices_on"):
         HealthySlicesDataModule(tiny_cohort, "t1", 1, slices_on="gpu")  # type: ignore[arg-type]
+
+
+def test_items_carry_the_other_contrasts_as_channels(tiny_cohort, grid_cache, train_volumes):
+    subjects = split_subjects(tiny_cohort, "ixi", "train", 0, "t2", contrasts=("t1",))
+    assert all(s.contrasts == (("t1", s.image.parent.parent / "t1" / s.image.name.replace("_t2", "_t1")),)
+               for s in subjects)
+    with pytest.raises(ValueError, match="other than t2"):
+        split_subjects(tiny_cohort, "ixi", "train", 0, "t2", contrasts=("t2",))
+    volumes = [GridCache(grid_cache).load(subject) for subject in subjects]
+    np.testing.assert_array_equal(volumes[0].image, train_volumes[0].image)  # the T2 as without contrasts
+    t1 = volumes[0].contrasts["t1"]
+    assert t1.shape == (96, 96, 50) and t1.min() >= 0 and t1.max() == 1 and not t1[~volumes[0].mask].any()
+    fixed = FixedSliceDataset(volumes, slices_per_volume=5, contrasts=("t1",))
+    item = fixed[2]
+    assert item["image"].shape == (2, 96, 96) and item["mask"].shape == (1, 96, 96)
+    z = fixed.index[2][1]
+    np.testing.assert_array_equal(item["image"][0].numpy(), volumes[0].image[:, :, z])
+    np.testing.assert_array_equal(item["image"][1].numpy(), t1[:, :, z])
+    torch.manual_seed(3)
+    drawn = RandomSliceDataset(volumes, SliceAugmentation(0, 0, 0, 0), contrasts=("t1",))[1]["image"]
+    z = _slice_of(volumes[1], drawn[:1].numpy())
+    np.testing.assert_array_equal(drawn[1].numpy(), volumes[1].contrasts["t1"][:, :, z])
+    torch.manual_seed(3)
+    on_device = DeviceSlices(volumes, contrasts=("t1",)).draw(torch.arange(len(volumes)))
+    count = len(volumes)
+    assert on_device["image"].shape == (count, 2, 96, 96) and on_device["mask"].shape == (count, 1, 96, 96)
+    for volume, image in zip(volumes, on_device["image"]):
+        z = _slice_of(volume, image[:1].numpy())
+        np.testing.assert_array_equal(image[1].numpy(), volume.contrasts["t1"][:, :, z])
+    with pytest.raises(ValueError, match="loaded without its t1 image"):
+        FixedSliceDataset(train_volumes, contrasts=("t1",))
+    for make in (lambda: RandomSliceDataset(volumes, stack_size=3, contrasts=("t1",)),
+                 lambda: DeviceSlices(volumes, stack_size=3, contrasts=("t1",))):
+        with pytest.raises(ValueError, match="not both"):
+            make()
+    data = HealthySlicesDataModule(tiny_cohort, "t2", 0, batch_size=4, val_slices_per_volume=2, contrasts=("t1",),
+                                   cache=GridCache(grid_cache))
+    data.setup("fit")
+    assert next(iter(data.train_dataloader()))["image"].shape == (4, 2, 96, 96)
+    assert next(iter(data.val_dataloader()))["image"].shape == (4, 2, 96, 96)

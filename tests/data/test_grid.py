@@ -97,3 +97,21 @@ def test_authors_order_normalises_at_1mm_then_downsamples():
     assert not np.allclose(authors.image, paper.image, atol=1e-3)
     with pytest.raises(ValueError, match="normalise_on"):
         to_model_grid(volume, normalise_on="1mm")
+
+
+@pytest.mark.parametrize("normalise_on", ["model_grid", "input_grid"])
+def test_other_contrasts_come_onto_the_grid_as_the_image(normalise_on):
+    volume = _volume()
+    other = 3.0 * volume.image + 50.0 * volume.mask  # another contrast of the same brain, in its own units
+    grid = to_model_grid(volume, normalise_on=normalise_on, contrasts={"t1": other})
+    alone = to_model_grid(volume.with_arrays(image=other), normalise_on=normalise_on)
+    np.testing.assert_array_equal(grid.contrasts["t1"], alone.image)  # as if it were the image
+    np.testing.assert_array_equal(grid.image, to_model_grid(volume, normalise_on=normalise_on).image)
+    channels = grid.channels(["t1"])
+    assert channels.shape == (2, 96, 96, 50) and channels.dtype == np.float32
+    np.testing.assert_array_equal(channels[1], grid.contrasts["t1"])
+    assert grid.channels([]).shape == (1, 96, 96, 50)
+    with pytest.raises(ValueError, match="'v' was loaded without its flair image .*held: t1"):
+        grid.channels(["t1", "flair"])
+    with pytest.raises(ValueError, match="its t1 image has shape \\(10, 10, 10\\)"):
+        to_model_grid(volume, contrasts={"t1": np.zeros((10, 10, 10))})

@@ -61,7 +61,8 @@ def test_every_file_of_the_layout_exists_and_nothing_else(tiny_cohort):
     expected = set()
     for dataset_id, spec in DATASETS.items():
         for record in _records(tiny_cohort, dataset_id):
-            paths = [record.mask_path] + [modality_path(record.img_path, m) for m in spec.modalities]
+            written_modalities = spec.modalities + (("t1",) if dataset_id in ("brats21", "mslub") else ())
+            paths = [record.mask_path] + [modality_path(record.img_path, m) for m in written_modalities]
             paths += [] if spec.healthy else [record.seg_path]
             expected |= {data_file(tiny_cohort, path) for path in paths}
     written = {path for stage in ("Train", "Test") for path in (tiny_cohort / stage).rglob("*") if path.is_file()}
@@ -71,8 +72,8 @@ def test_every_file_of_the_layout_exists_and_nothing_else(tiny_cohort):
     assert json.loads((tiny_cohort / MARKER).read_text())["size"] == "tiny"
     folders = {path.relative_to(tiny_cohort).as_posix() for path in tiny_cohort.glob("T*/*/*") if path.is_dir()}
     assert folders == {"Train/ixi/t1", "Train/ixi/t2", "Train/ixi/mask",
-                       "Test/Brats21/t2", "Test/Brats21/mask", "Test/Brats21/seg",
-                       "Test/MSLUB/t2", "Test/MSLUB/mask", "Test/MSLUB/seg",
+                       "Test/Brats21/t2", "Test/Brats21/t1", "Test/Brats21/mask", "Test/Brats21/seg",
+                       "Test/MSLUB/t2", "Test/MSLUB/t1", "Test/MSLUB/mask", "Test/MSLUB/seg",
                        "Test/ATLAS_v2/t1", "Test/ATLAS_v2/mask", "Test/ATLAS_v2/seg",
                        "Test/WMH/t1", "Test/WMH/mask", "Test/WMH/seg"}
 
@@ -207,16 +208,17 @@ def test_contrasts_and_files_equal_the_in_memory_subject(tiny_cohort, dataset_id
             continue
         np.testing.assert_array_equal(subject.seg, read_image(data_file(tiny_cohort, record.seg_path),
                                                               dtype=np.uint8)[0])
-        inside = _median(values, lesion)
+        inside = _median(values, lesion)  # between two tissues' means: bright in T2, dark in T1
         if dataset_id == "brats21":
-            assert grey < inside < csf
+            assert min(grey, csf) < inside < max(grey, csf)
         elif dataset_id == "mslub":
-            assert white < inside < csf
+            assert min(white, csf) < inside < max(white, csf)
         elif dataset_id == "atlas":
             assert csf < inside < grey
         else:
             assert grey < inside < white
-    assert list(subject.images) == list(spec.modalities if spec.healthy else (spec.eval_modality,))
+    lesion_images = (spec.eval_modality, *(("t1",) if dataset_id in ("brats21", "mslub") else ()))
+    assert list(subject.images) == list(spec.modalities if spec.healthy else lesion_images)
 
 
 def test_tumour_pushes_tissue_outward():
@@ -251,12 +253,25 @@ def test_same_seed_same_subject_other_seed_or_index_other_subject():
         assert not np.array_equal(first.seg, other.seg)
 
 
+@pytest.mark.parametrize("dataset_id", ["brats21", "mslub"])
+def test_the_t1_of_a_lesion_subject_leaves_its_evaluation_image_as_without_it(dataset_id, monkeypatch):
+    from brainuad.data.synth import subjects
+
+    both = cohort_subject(dataset_id, 0, seed=0)
+    assert set(both.images) == {"t2", "t1"}
+    monkeypatch.setattr(subjects, "_other_contrasts", lambda dataset_id: ())
+    alone = cohort_subject(dataset_id, 0, seed=0)
+    assert set(alone.images) == {"t2"}
+    np.testing.assert_array_equal(both.images["t2"], alone.images["t2"])
+    np.testing.assert_array_equal(both.seg, alone.seg)
+
+
 def test_worker_processes_write_the_same_files(tiny_cohort, tmp_path):
     tasks = [_Task(str(tmp_path), "mslub", 1, 0), _Task(str(tmp_path), "wmh", 0, 0)]
     written = map_subjects(_write_subject, tasks, 2, progress=False, description="test")
     assert sorted((w.dataset_id, w.index) for w in written) == [("mslub", 1), ("wmh", 0)]
     files = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*.nii.gz"))
-    assert len(files) == 6
+    assert len(files) == 7  # MSLUB: T2, T1, mask, seg; WMH: T1, mask, seg
     for relative in files:
         np.testing.assert_array_equal(read_image(tmp_path / relative)[0], read_image(tiny_cohort / relative)[0])
 

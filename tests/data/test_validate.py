@@ -40,6 +40,18 @@ def test_missing_t2_file(cohort_copy):
     assert any("file not found" in f.message for f in findings_for(report, t2))
 
 
+def test_an_optional_modality_is_checked_where_its_folder_exists(cohort_copy):
+    row = first_row(cohort_copy, "MSLUB_test.csv")
+    t1 = file_of(cohort_copy, row.with_modality("t1").img_path)
+    t1.unlink()
+    report = validate_data_dir(cohort_copy, datasets=["mslub"])
+    assert not report.ok and any("file not found" in f.message for f in findings_for(report, t1))
+    for path in t1.parent.iterdir():  # a data set prepared without T1 (the authors' archive): fine
+        path.unlink()
+    t1.parent.rmdir()
+    assert validate_data_dir(cohort_copy, datasets=["mslub"]).ok
+
+
 def test_truncated_image(cohort_copy):
     path = file_of(cohort_copy, first_row(cohort_copy, "Brats21_test.csv").img_path)
     data = path.read_bytes()

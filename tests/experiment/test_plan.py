@@ -18,8 +18,12 @@ def test_paper_table3_plans_every_row_fold_and_modality(tiny_cohort, tmp_path):
     plan = _plan("paper-table3", tiny_cohort, tmp_path / "out")
     models = [run for run in plan.runs if run.kind == "model"]
     pretrainings = [run for run in plan.runs if run.kind == "pretrain"]
-    # 13 rows of the paper and 2 follow-up methods; one SparK encoder per fold and modality
-    assert len(models) == 15 * 5 * 2 and len(pretrainings) == 5 * 2
+    # 13 rows of the paper and 2 follow-up methods on T2 and T1, the multi-contrast cDDPM on T2 (it
+    # reads T1 beside it); one SparK encoder per fold and modality
+    assert len(models) == 15 * 5 * 2 + 5 and len(pretrainings) == 5 * 2
+    contrast = plan.run("cddpm-mc-ssl-ens-t2-fold1")
+    assert contrast.needs == "pretrain-spark-t2-fold1" and contrast.config.encoder.contrasts == ("t1",)
+    assert not [run for run in models if run.key.startswith("cddpm-mc") and run.modality == "t1"]
     assert plan.runs[:len(pretrainings)] == tuple(pretrainings)
     assert {(run.modality, run.fold) for run in pretrainings} == {(m, f) for m in ("t1", "t2") for f in range(5)}
     ssl = plan.run("cddpm-ssl-t1-fold3")

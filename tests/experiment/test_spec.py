@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from brainuad.errors import ConfigError
 from brainuad.experiment.reference import REFERENCE_ROWS, reference_metric
-from brainuad.experiment.spec import experiment_file, load_experiment, packaged_experiments
+from brainuad.experiment.spec import Experiment, experiment_file, load_experiment, packaged_experiments
 
 MINIMAL = """
 name: x
@@ -82,7 +83,9 @@ def test_shipped_experiments_load():
         load_experiment(experiment_file(name))
     table3 = load_experiment(experiment_file("paper-table3"))
     # every published row, then the follow-up methods
-    assert [entry.label for entry in table3.methods] == [*REFERENCE_ROWS, "cDDPM 2.5-D + SSL + ENS"]
+    assert [entry.label for entry in table3.methods] == [*REFERENCE_ROWS, "cDDPM 2.5-D + SSL + ENS",
+                                                         "cDDPM T2+T1 + SSL + ENS"]
+    assert [entry.modalities for entry in table3.methods][-2:] == [None, ("t2",)]
     assert table3.folds == (0, 1, 2, 3, 4) and table3.modalities == ("t2", "t1")
 
 
@@ -91,3 +94,15 @@ def test_reference_rows_hold_the_papers_figures():
     assert cddpm[("brats21", "dice")] == (53.37, None) and cddpm[("ixi", "ssim")] == (96.80, 0.19)
     assert REFERENCE_ROWS["Thresh"].values[("wmh", "auprc")] == (4.72, None)
     assert reference_metric("Dice [%] ↑") == "dice" and reference_metric("KLD ↓") is None
+
+
+def test_a_method_may_train_on_some_of_the_experiments_modalities():
+    base = {"name": "x", "modalities": ["t2", "t1"], "methods": [{"label": "a", "config": "tiny/ddpm"}]}
+    assert Experiment.model_validate(base).methods[0].modalities is None
+    only = {**base, "methods": [{"label": "a", "config": "tiny/cddpm_mc", "modalities": ["t2"]}]}
+    assert Experiment.model_validate(only).methods[0].modalities == ("t2",)
+    for modalities in (["t1", "t1"], [], ["t2"]):
+        wrong = {**base, "modalities": ["t1"] if modalities == ["t2"] else ["t2", "t1"],
+                 "methods": [{"label": "a", "config": "tiny/cddpm_mc", "modalities": modalities}]}
+        with pytest.raises(ValidationError, match="a: modalities must be distinct modalities of the experiment"):
+            Experiment.model_validate(wrong)

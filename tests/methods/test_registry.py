@@ -26,7 +26,8 @@ SMALL_NETWORKS = {
 """Overrides that shrink a run config's ``model`` section, by its type."""
 METHOD_OVERRIDES = {"fanogan": ["fanogan.gan_epochs=1", "model.latent_dim=128"], "svae": ["sequence.stack_size=4"],
                     "cddpm": ["encoder.dim=8", "diffusion.ensemble=null"],
-                    "cddpm25d": ["encoder.dim=8", "diffusion.ensemble=null"]}
+                    "cddpm25d": ["encoder.dim=8", "diffusion.ensemble=null"],
+                    "cddpm_mc": ["encoder.dim=8", "diffusion.ensemble=null"]}
 """What a method needs on top: f-AnoGAN an encoder epoch after its GAN epoch, the SVAE short stacks, the
 cDDPMs one test level instead of the ensemble of three (for speed)."""
 
@@ -42,7 +43,7 @@ def small_config(name: str, cohort: Path, cache: Path):
 
 def test_every_method_has_one_spec_named_as_its_config():
     assert tuple(SPECS) == METHODS == ("ddpm", "pddpm", "cddpm", "spark", "ae", "vae", "svae", "dae", "fanogan",
-                                       "thresh", "pddpm_iqa", "cddpm25d")
+                                       "thresh", "pddpm_iqa", "cddpm25d", "cddpm_mc")
     for name, spec in SPECS.items():
         assert spec.name == name and spec.config.model_fields["method"].default == name
         assert isinstance(parse_config({"method": name}), spec.config)
@@ -52,13 +53,15 @@ def test_every_method_has_one_spec_named_as_its_config():
 
 def test_what_the_specs_declare():
     diffusion = {name for name, spec in SPECS.items() if spec.noise_levels(parse_config({"method": name}))}
-    assert diffusion == {"ddpm", "pddpm", "cddpm", "pddpm_iqa", "cddpm25d"}
+    assert diffusion == {"ddpm", "pddpm", "cddpm", "pddpm_iqa", "cddpm25d", "cddpm_mc"}
     assert {name: spec.training for name, spec in SPECS.items() if spec.training != "gradient"} == {
         "fanogan": "adversarial", "thresh": "fit"}
     assert SPECS["svae"].stack_size(parse_config({"method": "svae"})) == 8
     assert SPECS["cddpm25d"].stack_size(parse_config({"method": "cddpm25d"})) == 3
     assert {SPECS[name].stack_size(parse_config({"method": name})) for name in METHODS
             if name not in ("svae", "cddpm25d")} == {1}
+    assert {name: SPECS[name].contrasts(parse_config({"method": name})) for name in METHODS
+            if SPECS[name].contrasts(parse_config({"method": name}))} == {"cddpm_mc": ("t1",)}
     assert SPECS["spark"].weights_file == "encoder.safetensors" and not SPECS["spark"].detector
     assert SPECS["spark"].optimizer.kind == "adamw" and SPECS["fanogan"].optimizer.betas == (0.0, 0.9)
 
@@ -87,7 +90,8 @@ def test_every_detector_trains_saves_and_loads_again(name, tiny_cohort, grid_cac
     saved = load_file(str(tmp_path / name / SPECS[name].weights_file))
     state = method.state_dict()
     assert set(saved) == set(state) and all(torch.equal(saved[key], state[key].cpu()) for key in saved)
-    volume = GridCache(grid_cache).load(split_subjects(tiny_cohort, "brats21", "test")[0])
+    contrasts = SPECS[name].contrasts(config)
+    volume = GridCache(grid_cache).load(split_subjects(tiny_cohort, "brats21", "test", contrasts=contrasts)[0])
     if isinstance(method, ReconstructionMethod):  # anomaly_map is this score of this reconstruction
         reconstruction = method.reconstruct(volume)
         assert reconstruction.shape == MODEL_GRID_SHAPE

@@ -100,6 +100,7 @@ def test_a_truncated_file_in_the_middle_of_a_batch_is_reported_and_the_rest_fini
     assert "failed BraTS2021_00001" in summary.log.read_text()
     assert not summary.validation_errors  # the splits are drawn among the prepared subjects
     assert summary.splits == {"Brats21_val.csv": 1, "Brats21_test.csv": 1}
+    assert len(list((root / "Test" / "Brats21" / "t1").glob("*_t1.nii.gz"))) == 2  # the T1 came along
     again = prepare_dataset("brats21", source, root, pipeline=coarse_pipeline("none"), progress=False)
     assert again.count("skipped") == 2 and again.count("failed") == 1
 

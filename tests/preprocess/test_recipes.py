@@ -40,6 +40,8 @@ def test_brats_needs_the_label_map(tmp_path):
     found = recipe("brats21").find(tmp_path)
     assert [subject.name for subject in found.subjects] == ["BraTS2021_00000"]
     assert found.subjects[0].inputs.lesion_labels == (1, 2, 4)
+    assert [(other.modality, other.path.name, other.coregistered) for other in found.subjects[0].inputs.others] == [
+        ("t1", "BraTS2021_00000_t1.nii.gz", True)]  # optional: brought along where the download has it
     assert list(found.incomplete) == ["BraTS2021_00800"]
 
 
@@ -49,7 +51,11 @@ def test_mslub_prefers_the_coregistered_images(tmp_path):
           "coregistered_resampled/patient01/T2W.nii.gz", "coregistered/patient02/T2W.nii.gz")
     found = recipe("mslub").find(tmp_path)
     assert [subject.inputs.image.parent.parent.name for subject in found.subjects] == ["coregistered"]
+    assert found.subjects[0].inputs.others == ()
     assert list(found.incomplete) == ["patient02"]
+    touch(tmp_path, "coregistered/patient01/T1W.nii.gz")
+    others = recipe("mslub").find(tmp_path).subjects[0].inputs.others
+    assert [(other.modality, other.path.name, other.coregistered) for other in others] == [("t1", "T1W.nii.gz", True)]
 
 
 def test_atlas_takes_labelled_training_images(tmp_path):

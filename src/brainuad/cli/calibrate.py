@@ -78,12 +78,12 @@ def calibrate(
     check_scan_options(mask, orientation, raw, atlas, atlas_mask, skull_strip)
     postprocessing = PostProcessing(order=cast(PostProcessingOrder, postprocess_order))
     with user_errors():
-        discovery = discover_inputs(inputs)
         preprocessing = raw_preprocessing(run, raw, atlas, atlas_mask, skull_strip)
         config, method = load_run(run, device)
         detector = Detector(method, ThresholdChoice(0.0, postprocessing, "calibration: maps only"),
                             orientation=orientation, name=run.name, preprocessing=preprocessing,
                             normalise_on=config.data.normalise_on)
+        discovery = discover_inputs(inputs, detector.contrasts)
         with Progress(console=err_console, transient=True) as bar:
             task = bar.add_task("scoring healthy scans", total=len(discovery.scans))
             scores = score_healthy_scans(detector, discovery.scans, mask,

@@ -72,12 +72,33 @@ def raw_preprocessing(run: Path, raw: bool, atlas: Optional[Path], atlas_mask: O
     return default_pipeline(atlas=template, skull_strip=skull_strip)
 
 
-def _predict_all(detector, scans: Sequence[Path], mask: Optional[Path], out: Path, failures: list) -> int:
+def _parse_contrasts(values: Sequence[str], reads: Sequence[str], scans: int) -> dict[str, Path]:
+    """``NAME=FILE`` values of --contrast -> {name: file}, checked against the contrasts the model
+    ``reads`` (usage errors name the option)."""
+    files: dict[str, Path] = {}
+    for value in values:
+        name, separator, file = value.partition("=")
+        if not separator or not name or not file:
+            raise typer.BadParameter(f"{value!r} is not NAME=FILE (e.g. t1=sub-01_t1.nii.gz)", param_hint="--contrast")
+        if name not in reads:
+            what = ", ".join(reads) or "no other contrast"
+            raise typer.BadParameter(f"the model reads {what} beside each scan, not {name}", param_hint="--contrast")
+        if not Path(file).is_file():
+            raise typer.BadParameter(f"{file}: file not found", param_hint="--contrast")
+        files[name] = Path(file)
+    if files and scans != 1:
+        raise typer.BadParameter(f"a contrast file belongs to one scan, and {scans} scans were given: predict them one "
+                                 "at a time, or keep each scan's other contrasts beside it", param_hint="--contrast")
+    return files
+
+
+def _predict_all(detector, scans: Sequence[Path], mask: Optional[Path], contrasts: dict[str, Path], out: Path,
+                 failures: list) -> int:
     """Predict and write every scan, reporting each; failures are appended; returns how many were written."""
     from brainuad.predict import write_prediction
 
     done = 0
-    results = detector.predict_files(scans, mask)
+    results = detector.predict_files(scans, mask, contrasts)
     for scan, outcome in track(results, total=len(scans), description="predicting", console=err_console,
                                transient=True):
         if isinstance(outcome, BrainUADError):
@@ -120,6 +141,9 @@ def predict(
     mask: Optional[Path] = typer.Option(None, "--mask", help="Brain mask for every input (default: X_mask.* beside "
                                                              "X.* or X_t2.*, or ../mask/X_mask.*; else the scan's "
                                                              "nonzero voxels)."),
+    contrast: list[str] = typer.Option([], "--contrast", help="NAME=FILE: the scan's other contrast for a "
+                                                             "multi-contrast model (cddpm_mc: t1=FILE); one scan only. "
+                                                             "Default: X_t1.* beside X_t2.*, or ../t1/X_t1.*."),
     device: str = DEVICE,
     orientation: str = ORIENTATION,
     raw: bool = RAW,
@@ -129,6 +153,9 @@ def predict(
 ) -> None:
     """Anomaly maps of preprocessed (or, with --raw, raw) scans, written in each scan's own geometry (shape and
     affine).
+
+    A multi-contrast model (cddpm_mc) reads each scan with the subject's other contrasts: found beside the scan
+    (sub-01_t1.nii.gz beside sub-01_t2.nii.gz), or given with --contrast; in folders they are not taken as scans.
 
     Without --threshold, --threshold-from or --set: the threshold 'brainuad calibrate' stored in the run (from healthy
     scans of your site), else the validation threshold 'brainuad evaluate' stored for the run's first set.
@@ -147,22 +174,24 @@ def predict(
                                  param_hint="--set")
     check_scan_options(mask, orientation, raw, atlas, atlas_mask, skull_strip)
     with user_errors():
-        discovery = discover_inputs(inputs)
         preprocessing = raw_preprocessing(run, raw, atlas, atlas_mask, skull_strip)
         detector = load_detector(run, threshold=threshold, threshold_from=threshold_from, dataset=dataset,
                                  device=device, orientation=orientation, preprocessing=preprocessing)
+        discovery = discover_inputs(inputs, detector.contrasts)
+    contrasts = _parse_contrasts(contrast, detector.contrasts, len(discovery.scans))
     console.print(f"threshold {detector.threshold.value:.6g}: {detector.threshold.origin}", highlight=False)
     if detector.threshold.value <= 0:
         err_console.print("[yellow]warning:[/] the threshold is 0, so every brain voxel with any residual is "
                           "flagged (the validation search found no better one: the model did not learn to tell "
                           "this lesion set from healthy tissue); give --threshold or --set", highlight=False)
     if discovery.ignored:
-        console.print(f"skipped {len(discovery.ignored)} mask, segmentation or output file(s) in the given folders")
+        console.print(f"skipped {len(discovery.ignored)} mask, segmentation, output or other-contrast file(s) in the "
+                      "given folders")
     failures = list(discovery.problems)
     for problem in discovery.problems:
         err_console.print(f"[red]failed:[/] {problem}", highlight=False)
     with user_errors(), FolderLock(out, "writing predictions"):
-        done = _predict_all(detector, discovery.scans, mask, out, failures)
+        done = _predict_all(detector, discovery.scans, mask, contrasts, out, failures)
     console.print(f"{done} of {done + len(failures)} scan(s) predicted into {out} (reconstructions on the model's "
                   "normalised [0, 1] intensity scale)")
     raise typer.Exit(1 if failures else 0)

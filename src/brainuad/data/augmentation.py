@@ -22,8 +22,9 @@ transformed at once (:meth:`~SliceAugmentation.apply_batch`). Per slice, with to
   (column) restored; the image is the real part of the inverse transform.
 
 A slice with several channels (a multi-contrast method's slice with its other contrasts) gets one
-draw for all of them, as torchio transforms a multi-channel image: the same blur, bias field,
-gamma and ghosting in every channel.
+draw for all of them: the same blur, bias field, gamma and ghosting in every channel. Calling the
+augmentation on such a slice runs the batch transforms on it (torchio's RandomGamma would draw a
+gamma per channel).
 
 Given the same parameters, :meth:`~SliceAugmentation.apply_batch` equals torchio's transforms
 (tests compare them); the draws come from a torch generator on the batch's device, so they follow
@@ -181,8 +182,9 @@ class SliceAugmentation:
         """Augment one slice.
 
         Args:
-            image: (C, H, W) float intensities in [0, 1]: one slice (C = 1) or a slice's channels,
-                augmented with one draw.
+            image: (C, H, W) float intensities in [0, 1]: one slice (C = 1, torchio) or a slice's
+                channels (C > 1: :meth:`augment_batch`, one draw for all channels from torch's
+                global generator).
 
         Returns:
             (C, H, W) float32, the augmented slice (not clipped: bias and ghosting may leave [0, 1]
@@ -190,6 +192,8 @@ class SliceAugmentation:
         """
         if image.ndim != 3 or image.shape[0] < 1:
             raise ValueError(f"SliceAugmentation expects a (C, H, W) slice, got shape {tuple(image.shape)}")
+        if image.shape[0] > 1:
+            return self.augment_batch(image[None].float())[0]
         subject = tio.Subject(image=tio.ScalarImage(tensor=image[..., None].float()))
         augmented = self._transform()(subject)["image"]
         if not isinstance(augmented, tio.Image):

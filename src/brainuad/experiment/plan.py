@@ -160,7 +160,7 @@ def plan_experiment(experiment: Experiment, source: str | Path, data_root: str |
     if accelerator is not None:
         execution.append(f"train.accelerator={accelerator}")
     for entry in experiment.methods:
-        for modality in experiment.modalities:
+        for modality in entry.modalities or experiment.modalities:
             for fold in experiment.folds:
                 placement = [f"data.modality={modality}", f"data.fold={fold}", *execution]
                 needs = None

@@ -61,6 +61,8 @@ class MethodEntry(Section):
         pretrain_overrides: overrides of the SparK config.
         reference: the paper's row to print beside this model (a name of
             :data:`~brainuad.experiment.reference.REFERENCE_ROWS`), or None.
+        modalities: the modalities this model is trained on, among the experiment's (default: all
+            of them); a multi-contrast model reading T1 beside T2 is trained on T2 only.
     """
 
     label: str = Field(min_length=1)
@@ -70,6 +72,7 @@ class MethodEntry(Section):
     pretrain: str | None = None
     pretrain_overrides: tuple[str, ...] = ()
     reference: str | None = None
+    modalities: tuple[Literal["t1", "t2"], ...] | None = None
 
     @field_validator("key")
     @classmethod
@@ -195,6 +198,12 @@ class Experiment(Section):
             twins = sorted({value for value in values if values.count(value) > 1})
             if twins:
                 raise ValueError(f"two methods share the {name} {', '.join(twins)}")
+        for entry in self.methods:
+            foreign = [modality for modality in entry.modalities or () if modality not in self.modalities]
+            if entry.modalities is not None and (not entry.modalities or foreign
+                                                 or len(set(entry.modalities)) != len(entry.modalities)):
+                raise ValueError(f"{entry.label}: modalities must be distinct modalities of the experiment "
+                                 f"({', '.join(self.modalities)}), got {list(entry.modalities)}")
         study = self.studies.domain_shift
         if study is not None:
             unknown = [label for label in study.methods or () if label not in labels]

@@ -15,7 +15,8 @@ the k outermost slices of a volume; no augmentation (it transforms single slices
 Test: ``reconstruct(volume)`` gives each slice its stack from the volume (or from the conditioning
 volume the domain-shift study passes); past the ends of a volume the nearest slice repeats (edge
 replication, :func:`neighbour_stacks`). Slices given without neighbours
-(``reconstruct_at(images)``, the PSNR check after training) are each their own neighbours.
+(``reconstruct_at(images)`` without a condition) are each their own neighbours; the PSNR check after
+training gives each slice its stack.
 SparK pre-trains a 1-channel body: ``encoder.pretrained`` is loaded with the stem kernel averaged
 over the S channels (:func:`~brainuad.methods.spark.load_body_weights`).
 """

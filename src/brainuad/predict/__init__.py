@@ -37,6 +37,7 @@ from brainuad.predict.inputs import (
     InputDiscovery,
     LoadedScan,
     discover_inputs,
+    find_contrast,
     find_mask,
     load_scan,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ThresholdChoice",
     "check_orientation",
     "discover_inputs",
+    "find_contrast",
     "find_mask",
     "load_detector",
     "load_scan",

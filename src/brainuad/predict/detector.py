@@ -7,7 +7,9 @@ Inputs are taken as preprocessed (method.md §2 steps 1-4): 1 mm voxels, in the 
 trained in, skull stripped. For each scan a :class:`Detector`
 
 1. finds its brain mask: the one given, else one beside the scan (:func:`find_mask`), else the
-   scan's nonzero voxels (with a warning);
+   scan's nonzero voxels (with a warning); for a multi-contrast model (``contrasts``), also the
+   subject's other contrasts: the files given, else those beside the scan (:func:`find_contrast`:
+   ``X_t1`` beside ``X_t2``), on the scan's voxel grid (raw ones are registered to the scan);
 2. puts its voxels in the training data's axis order (RAS by default) -- an exact flip or
    permutation of axes read from the affine, no interpolation -- so axial slices lie along the
    last axis whatever order the file stores them in;
@@ -34,7 +36,7 @@ Reconstructions are seeded per scan, so a scan's maps do not depend on the other
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +59,8 @@ from brainuad.data.orientation import (
 )
 from brainuad.data.volume import Volume
 from brainuad.errors import BrainUADError, InputError
-from brainuad.evaluate.scoring import AnomalyScorer, Reconstructor, volume_scorer
-from brainuad.predict.inputs import find_mask, load_scan
+from brainuad.evaluate.scoring import AnomalyScorer, Reconstructor, read_contrasts, volume_scorer
+from brainuad.predict.inputs import find_contrast, find_mask, load_scan
 from brainuad.predict.thresholds import ThresholdChoice, resolve_threshold
 from brainuad.run_directory import load_run, read_run_config
 
@@ -200,6 +202,8 @@ class PredictionResult:
 
 
 ScanLike = str | Path | Volume
+ContrastFiles = Mapping[str, str | Path]
+"""Other contrasts of a scan's subject by name (``{"t1": "sub-01_t1.nii.gz"}``)."""
 
 
 class Detector:
@@ -236,38 +240,52 @@ class Detector:
         if normalise_on not in NORMALISE_ON:
             raise ValueError(f"normalise_on must be one of {', '.join(NORMALISE_ON)}, got {normalise_on!r}")
         self.normalise_on = normalise_on
+        self.contrasts = read_contrasts(method)
 
     def __repr__(self) -> str:
         raw = "" if self.preprocessing is None else ", raw scans preprocessed"
         return (f"Detector({self.name!r}, {type(self.method).__name__}, threshold {self.threshold.value:.6g}: "
                 f"{self.threshold.origin}{raw})")
 
-    def prepare(self, scan: ScanLike, mask: str | Path | None = None) -> PreparedScan:
+    def prepare(self, scan: ScanLike, mask: str | Path | None = None,
+                contrasts: ContrastFiles | None = None) -> PreparedScan:
         """Read a scan (if a path) and bring it onto the model grid (steps 1-3 of the module docstring).
 
         Args:
             scan: an image file, or a :class:`~brainuad.data.volume.Volume` (its own ``mask`` is
-                used when it has one; always taken as preprocessed).
+                used when it has one; always taken as preprocessed; not for a multi-contrast model).
             mask: a brain-mask file for an image file (default: :func:`find_mask`); for a raw scan
                 it lies on the raw scan and replaces skull stripping.
+            contrasts: for a multi-contrast model, the files of the other contrasts it reads
+                (default: :func:`find_contrast` beside the scan); raw ones are registered to the scan.
 
         Raises:
-            ValueError: a ``mask`` given with a Volume.
-            InputError: an unreadable or unusable scan or mask, naming the file.
+            ValueError: a ``mask`` given with a Volume, or a Volume for a multi-contrast model.
+            InputError: an unreadable or unusable scan, mask or contrast, or a contrast not found,
+                naming the file.
             SkullStripError: the skull stripper found no brain in a raw scan.
         """
         preprocessed = None
+        others: dict[str, np.ndarray] = {}
         if isinstance(scan, Volume):
             if mask is not None:
                 raise ValueError(f"mask={mask!r} cannot be given with a Volume: set the Volume's mask instead")
+            if self.contrasts:
+                raise ValueError(f"the model reads each scan with its {', '.join(self.contrasts)} image: give the "
+                                 "scan as a file, its other contrasts beside it or in contrasts=")
             volume, mask_source = scan, "the Volume's own mask" if scan.mask is not None else "none given"
-        elif self.preprocessing is not None:
-            preprocessed, mask_source = self._preprocess(Path(scan), mask)
-            volume = Volume(preprocessed.image, preprocessed.grid.affine, mask=preprocessed.mask,
-                            name=preprocessed.record.subject, source=Path(scan))
+            files: dict[str, Path] = {}
         else:
-            loaded = load_scan(scan, mask)
-            volume, mask_source = loaded.volume, loaded.mask_source
+            files = self._contrast_files(Path(scan), contrasts)
+            if self.preprocessing is not None:
+                preprocessed, mask_source = self._preprocess(Path(scan), mask, files)
+                volume = Volume(preprocessed.image, preprocessed.grid.affine, mask=preprocessed.mask,
+                                name=preprocessed.record.subject, source=Path(scan))
+                others = {name: preprocessed.images[name] for name in files}
+            else:
+                loaded = load_scan(scan, mask)
+                volume, mask_source = loaded.volume, loaded.mask_source
+                others = {name: volume.load_contrast(path, name) for name, path in files.items()}
         where = volume.source or Path(volume.name)
         warnings = []
         spacing = volume.spacing
@@ -289,13 +307,15 @@ class Detector:
         oriented = Volume(reorientation.apply(volume.image), reorientation.affine,
                           mask=oriented_brain, name=volume.name, source=volume.source)
         try:
-            grid = to_model_grid(oriented, normalise_on=self.normalise_on)
+            grid = to_model_grid(oriented, normalise_on=self.normalise_on,
+                                 contrasts={name: reorientation.apply(array) for name, array in others.items()})
         except ValueError as error:
             raise InputError(where, str(error)) from None
         inside = int(grid.transform.crop(oriented_brain).sum())
         outside = 1.0 - inside / int(oriented_brain.sum())
         notes = [f"{outside:.0%} of the brain lies outside the model's centred "
                  f"{' x '.join(map(str, CROP_SHAPE))} mm box and scores 0"] if outside >= 0.005 else []
+        notes += [f"read with its {name} image {path}" for name, path in files.items()]
         brain_mask = brain
         if preprocessed is not None:
             record = preprocessed.record
@@ -306,10 +326,35 @@ class Detector:
         return PreparedScan(volume.name, volume.source, grid, reorientation, brain_mask, mask_source, tuple(notes),
                             tuple(warnings), preprocessed)
 
-    def _preprocess(self, path: Path, mask: str | Path | None) -> "tuple[PreprocessedScan, str]":
+    def _contrast_files(self, scan: Path, given: ContrastFiles | None) -> dict[str, Path]:
+        """The files of the other contrasts the model reads for ``scan``: ``given``, else found beside it.
+
+        Raises:
+            ValueError: ``given`` names a contrast the model does not read.
+            InputError: a contrast neither given nor found beside the scan.
+        """
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.contrasts))
+        if unknown:
+            reads = ", ".join(self.contrasts) or "no other contrast"
+            raise ValueError(f"the model reads {reads}; it cannot use the {', '.join(unknown)} image given")
+        files = {}
+        for name in self.contrasts:
+            path = Path(given[name]) if name in given else find_contrast(scan, name)
+            if path is None:
+                raise InputError(scan, f"the model reads each scan with its {name} image, and none was found beside "
+                                       f"it (looked for {image_stem(scan)}_{name}.*, <subject>_{name}.* and "
+                                       f"../{name}/<subject>_{name}.*)",
+                                 f"put the subject's {name} scan there, or give it with --contrast {name}=FILE")
+            files[name] = path
+        return files
+
+    def _preprocess(self, path: Path, mask: str | Path | None,
+                    contrasts: Mapping[str, Path]) -> "tuple[PreprocessedScan, str]":
         """Run the preprocessing pipeline on a raw scan file (and its brain mask, when one is given
-        or found beside it); returns the result and which brain mask was used, in words."""
-        from brainuad.preprocess.pipeline import ScanInputs
+        or found beside it, and its other ``contrasts``, registered to it rigidly); returns the
+        result and which brain mask was used, in words."""
+        from brainuad.preprocess.pipeline import OtherScan, ScanInputs
 
         if self.preprocessing is None:
             raise ValueError("this Detector has no preprocessing pipeline for raw scans")
@@ -319,7 +364,8 @@ class Detector:
         else:
             source = f"given: {mask}"
         inputs = ScanInputs(name=image_stem(path), modality="scan", image=path,
-                            mask=None if mask is None else Path(mask))
+                            mask=None if mask is None else Path(mask),
+                            others=tuple(OtherScan(name, file, coregistered=False) for name, file in contrasts.items()))
         preprocessed = self.preprocessing.run(inputs)
         return preprocessed, source or f"skull stripping ({preprocessed.record.skull_strip})"
 
@@ -340,12 +386,14 @@ class Detector:
             brain_mask=scan.brain_mask, threshold=self.threshold, mask_source=scan.mask_source, notes=scan.notes,
             warnings=scan.warnings, grid=GridMaps(grid.image, reconstruction, anomaly, binary, grid.mask))
 
-    def predict(self, scan: ScanLike, mask: str | Path | None = None) -> PredictionResult:
+    def predict(self, scan: ScanLike, mask: str | Path | None = None,
+                contrasts: ContrastFiles | None = None) -> PredictionResult:
         """The anomaly map, binary mask and reconstruction of one preprocessed scan, in its own
         geometry (see :meth:`prepare` for the arguments and errors)."""
-        return self.predict_prepared(self.prepare(scan, mask))
+        return self.predict_prepared(self.prepare(scan, mask, contrasts))
 
-    def reconstruct(self, scan: ScanLike, mask: str | Path | None = None) -> np.ndarray:
+    def reconstruct(self, scan: ScanLike, mask: str | Path | None = None,
+                    contrasts: ContrastFiles | None = None) -> np.ndarray:
         """The pseudo-healthy reconstruction of one preprocessed scan.
 
         Returns:
@@ -357,21 +405,24 @@ class Detector:
         """
         if not isinstance(self.method, Reconstructor):
             raise ValueError(f"{type(self.method).__name__} has no reconstruct(): it gives anomaly maps only")
-        prepared = self.prepare(scan, mask)
+        prepared = self.prepare(scan, mask, contrasts)
         reconstruction = self.scorer.score(prepared.grid).reconstruction
         if reconstruction is None:
             raise ValueError(f"{type(self.method).__name__} gave no reconstruction")
         clipped: np.ndarray = np.clip(prepared.to_input(reconstruction, label=False), 0.0, 1.0)
         return clipped
 
-    def predict_files(self, scans: Sequence[str | Path],
-                      mask: str | Path | None = None) -> Iterator[tuple[Path, PredictionResult | BrainUADError]]:
+    def predict_files(self, scans: Sequence[str | Path], mask: str | Path | None = None,
+                      contrasts: ContrastFiles | None = None
+                      ) -> Iterator[tuple[Path, PredictionResult | BrainUADError]]:
         """Predict many scan files with the loaded model, reading the next scan in a background
         thread while the current one is reconstructed.
 
         Args:
             scans: image files.
             mask: one brain mask for every scan (default: each scan's own, :func:`find_mask`).
+            contrasts: other contrasts' files for every scan (one scan; default: each scan's own,
+                :func:`find_contrast`).
 
         Yields:
             ``(scan, result)`` in the order given; ``result`` is the error (naming the file) for a
@@ -383,11 +434,11 @@ class Detector:
         if not paths:
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainuad-read") as reader:
-            upcoming: Future[PreparedScan] = reader.submit(self.prepare, paths[0], mask)
+            upcoming: Future[PreparedScan] = reader.submit(self.prepare, paths[0], mask, contrasts)
             for index, path in enumerate(paths):
                 current = upcoming
                 if index + 1 < len(paths):
-                    upcoming = reader.submit(self.prepare, paths[index + 1], mask)
+                    upcoming = reader.submit(self.prepare, paths[index + 1], mask, contrasts)
                 try:
                     prepared = current.result()
                 except BrainUADError as error:
