@@ -104,3 +104,20 @@ def stream_a_shard_where_rank_1_fails(rank: int, world: int, init_file: str, out
         outcomes.put((rank, type(error).__name__, str(error)))
     finally:
         dist.destroy_process_group()
+
+
+def small_conditioned_unet(context_dim: int = 16):
+    """A small UNet with a context of ``context_dim``, its zero-initialised layers drawn (seed 0) so
+    that the context changes its output (a trained network's does)."""
+    import torch
+
+    from brainuad.nn.unet import UNet
+
+    torch.manual_seed(0)
+    unet = UNet(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_head_channels=8, groups=4,
+                context_dim=context_dim)
+    with torch.no_grad():
+        for parameter in unet.parameters():
+            if parameter.abs().sum() == 0:
+                parameter.normal_(0, 0.1)
+    return unet

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import small_conditioned_unet
 from safetensors.torch import save_file
 
 from brainuad.errors import ConfigError
@@ -17,13 +18,7 @@ from brainuad.noise import GaussianNoise
 
 
 def make(neighbours=1):
-    torch.manual_seed(0)
-    unet = UNet(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_head_channels=8, groups=4,
-                context_dim=16)
-    with torch.no_grad():
-        for parameter in unet.parameters():
-            if parameter.abs().sum() == 0:
-                parameter.normal_(0, 0.1)  # zero-initialised layers would hide the context
+    unet = small_conditioned_unet()
     encoder = ImageEncoder(18, 16, in_channels=2 * neighbours + 1)
     return CDDPM25D(unet, encoder, GaussianNoise(), DiffusionSchedule(1000), neighbours=neighbours, t_test=500)
 
