@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from brainuad.errors import ConfigError
+from brainuad.errors import ConfigError, InputError
 from brainuad.experiment.plan import plan_experiment
 from brainuad.experiment.spec import experiment_file, load_experiment
 
@@ -74,3 +74,13 @@ def test_a_config_that_does_not_validate_is_refused_before_training(tiny_cohort,
     source.write_text("name: bad\nfolds: [0]\nmodalities: [t2]\nmethods:\n  - {label: C, config: missing.yaml}\n")
     with pytest.raises(ConfigError, match="missing.yaml"):
         plan_experiment(load_experiment(source), source, tiny_cohort, tmp_path / "out")
+
+
+def test_a_missing_contrast_is_found_before_anything_trains(cohort_copy, tmp_path):
+    plan = _plan("synthetic", cohort_copy, tmp_path / "out")
+    assert plan.run("cddpm-mc-t2-fold1").config.encoder.contrasts == ("t1",)
+    t1 = next((cohort_copy / "Test" / "MSLUB" / "t1").glob("*_t1.nii.gz"))
+    t1.unlink()
+    with pytest.raises(InputError, match=f"{t1.name}: cDDPM T2\\+T1 reads the t1 image of every subject beside its "
+                                         "t2, and 1 file"):
+        _plan("synthetic", cohort_copy, tmp_path / "out")

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from brainuad.config import execution_keys, packaged_config
-from brainuad.data.layout import dataset, resolve_data_root, sets_for_modality, split_subjects
+from brainuad.data.layout import SplitName, dataset, resolve_data_root, sets_for_modality, split_subjects
 from brainuad.digest import json_digest
-from brainuad.errors import ConfigError
+from brainuad.errors import ConfigError, InputError
 from brainuad.experiment.spec import Experiment, MethodEntry
 from brainuad.methods.registry import load_config, spec_of
 
@@ -122,16 +122,38 @@ def _steps(config: Any, train_volumes: int) -> int:
     return steps if config.train.max_steps is None else min(steps, config.train.max_steps)
 
 
+def _evaluation_splits(modality: str, fold: int) -> list[tuple[str, SplitName, int | None]]:
+    """The splits one evaluation of a model reads: IXI validation (its fold) and test, and each of
+    the modality's lesion sets' validation and test splits, as (data set, split, fold)."""
+    splits: list[tuple[str, SplitName, int | None]] = [("ixi", "val", fold), ("ixi", "test", None)]
+    return splits + [(name, split, None) for name in sets_for_modality(modality) for split in ("val", "test")]
+
+
 def _evaluation_volumes(root: Path, modality: str, fold: int, limit: int | None) -> int:
-    """Volumes one evaluation of a model reads: IXI validation (its fold) and test, and each of
-    the modality's lesion sets' validation and test splits."""
-    splits: list[tuple[str, Literal["val", "test"], int | None]] = [("ixi", "val", fold), ("ixi", "test", None)]
-    splits += [(name, split, None) for name in sets_for_modality(modality) for split in ("val", "test")]
+    """Volumes one evaluation of a model reads (:func:`_evaluation_splits`)."""
     total = 0
-    for name, split, split_fold in splits:
+    for name, split, split_fold in _evaluation_splits(modality, fold):
         count = len(split_subjects(root, name, split, split_fold, modality if dataset(name).healthy else None))
         total += count if limit is None else min(count, limit)
     return total
+
+
+def _check_contrasts(root: Path, label: str, modality: str, fold: int, contrasts: Sequence[str]) -> None:
+    """Before anything trains: every subject a multi-contrast model trains or is evaluated on has
+    its other contrasts.
+
+    Raises:
+        InputError: naming the first missing file and how many are missing.
+    """
+    splits = [("ixi", "train", fold), *_evaluation_splits(modality, fold)]
+    missing = [path for name, split, split_fold in splits
+               for subject in split_subjects(root, name, split, split_fold, modality, contrasts)
+               for _, path in subject.contrasts if not path.is_file()]
+    if missing:
+        raise InputError(missing[0], f"{label} reads the {', '.join(contrasts)} image of every subject beside its "
+                                     f"{modality}, and {len(missing)} file(s) like this one are missing",
+                         "prepare the data sets with those scans (brainuad prepare brings them along), or leave the "
+                         "model out of the experiment")
 
 
 def plan_experiment(experiment: Experiment, source: str | Path, data_root: str | Path, out: str | Path, *,
@@ -190,6 +212,9 @@ def plan_experiment(experiment: Experiment, source: str | Path, data_root: str |
                 if not spec_of(config).detector:
                     raise ConfigError(f"{entry.label}: config names the pre-trainer {config.method}; a method of "
                                       "the tables must be an anomaly detector")
+                contrasts = spec_of(config).contrasts(config)
+                if contrasts:
+                    _check_contrasts(root, entry.label, modality, fold, contrasts)
                 key = f"{entry.run_key}-{modality}-fold{fold}"
                 runs[key] = PlannedRun(key, "model", entry.label, entry, modality, fold, config, out / RUNS / key,
                                        needs, _steps(config, volumes[modality][fold]),
