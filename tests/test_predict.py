@@ -73,7 +73,7 @@ def test_a_broken_file_is_reported_and_skipped(cli_prediction, preprocessed_scan
     output = " ".join(result.output.split())  # rich wraps long lines
     assert f"failed: {preprocessed_scans.broken}: cannot be read" in output
     assert "2 of 3 scan(s) predicted" in output
-    assert "skipped 1 mask, segmentation or output file(s)" in output  # plain_mask.nii.gz
+    assert "skipped 1 mask, segmentation, output or other-contrast file(s)" in output  # plain_mask.nii.gz
 
 
 def test_the_anomaly_map_singles_out_the_lesion(cli_prediction, preprocessed_scans):

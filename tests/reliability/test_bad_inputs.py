@@ -139,7 +139,7 @@ class Case:
 
     name: str
     description: str
-    kind: str  # "image", "mask", "seg" or "all" (image, mask and seg alike)
+    kind: str  # "image", "mask", "seg" or "all" (every file of the subject alike)
     damage: Callable[[Path], None]
 
 
@@ -248,6 +248,12 @@ def run_entry(entry: str, case: Case, cohort: Path, thresh_run: Path, tmp_path: 
             return 0, "", _subject_file(data, subject, "image")
     for kind in kinds:
         case.damage(_subject_file(data, subject, kind))
+    if case.kind == "all":  # the subject's other contrasts too (BraTS21's T1)
+        folder, name, modality = subject
+        for other in ("t1", "t2", "flair"):
+            path = data / folder / other / f"{name}_{other}.nii.gz"
+            if other != modality and path.is_file():
+                case.damage(path)
     damaged = _subject_file(data, subject, kinds[0])
     runner = CliRunner()
     if entry == "validate":
