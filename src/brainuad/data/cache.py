@@ -120,4 +120,3 @@ class GridCache:
             **{f"contrast_{name}": array for name, array in grid.contrasts.items()}}
         with atomic_path(self.cache_dir / f"{key}.npz") as temporary:
             np.savez(temporary, **arrays)
-

@@ -34,8 +34,13 @@ def _slice_item(volume: GridVolume, start: int, count: int, contrasts: Sequence[
     }
 
 
-def _check_items(volumes: Sequence[GridVolume], stack_size: int, contrasts: Sequence[str]) -> tuple[str, ...]:
-    """Check the item shape asked for; returns the contrasts as a tuple."""
+def check_items(volumes: Sequence[GridVolume], stack_size: int, contrasts: Sequence[str]) -> tuple[str, ...]:
+    """Check the items asked of ``volumes``: stacks of ``stack_size`` slices, or single slices with
+    the ``contrasts`` every volume holds, not both; returns the contrasts as a tuple.
+
+    Raises:
+        ValueError: saying which is wrong (a volume without a contrast is named).
+    """
     check_int("stack_size", stack_size)
     shortest = min(volume.image.shape[2] for volume in volumes)
     if stack_size > shortest:
@@ -70,7 +75,7 @@ class RandomSliceDataset(Dataset):
                  stack_size: int = 1, contrasts: Sequence[str] = ()) -> None:
         if not volumes:
             raise ValueError("RandomSliceDataset needs at least one volume")
-        self.contrasts = _check_items(volumes, stack_size, contrasts)
+        self.contrasts = check_items(volumes, stack_size, contrasts)
         if stack_size > 1 and augmentation is not None:
             raise ValueError(f"augmentation transforms single slices; it cannot be used with stack_size={stack_size!r}")
         self.volumes = list(volumes)
@@ -108,7 +113,7 @@ class FixedSliceDataset(Dataset):
             raise ValueError("FixedSliceDataset needs at least one volume")
         if slices_per_volume < 1:
             raise ValueError(f"slices_per_volume must be >= 1, got {slices_per_volume!r}")
-        self.contrasts = _check_items(volumes, stack_size, contrasts)
+        self.contrasts = check_items(volumes, stack_size, contrasts)
         self.volumes = list(volumes)
         self.stack_size = stack_size
         self.index = [(v, int(z)) for v, volume in enumerate(self.volumes)

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from brainuad.checks import check_int
 from brainuad.data.augmentation import SliceAugmentation
+from brainuad.data.datasets import check_items
 from brainuad.data.grid import GridVolume
 
 __all__ = ["DeviceSlices", "VolumeIndices"]
@@ -57,12 +58,9 @@ class DeviceSlices:
             if volume.image.shape != shape:
                 raise ValueError(f"the training volumes must share one grid to be held as one tensor: {volume.name} "
                                  f"is {volume.image.shape}, {volumes[0].name} {shape}")
-        check_int("stack_size", stack_size, maximum=shape[2])
+        contrasts = check_items(volumes, stack_size, contrasts)
         if stack_size > 1 and augmentation is not None:
             raise ValueError(f"augmentation transforms single slices; it cannot be used with stack_size={stack_size!r}")
-        if stack_size > 1 and contrasts:
-            raise ValueError(f"an item is a stack of slices (stack_size={stack_size!r}) or a slice with its other "
-                             f"contrasts ({list(contrasts)}), not both")
         self.augmentation = augmentation
         self.stack_size = stack_size
         self._images = torch.from_numpy(np.stack([volume.channels(contrasts).transpose(3, 0, 1, 2)
