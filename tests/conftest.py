@@ -18,7 +18,7 @@ if _WORKERS > 1:  # the processes the tests start (CLI runs, spawned workers, ra
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 LONGEST_FIRST = ("experiment/test_experiment_command.py", "test_demo.py", "evaluate/test_inference.py",
-                 "methods/test_registry.py",
+                 "methods/test_registry.py", "methods/test_cddpm_mc.py",
                  "reliability/test_kill_resume.py", "test_predict.py", "preprocess/test_prepare.py",
                  "cli/test_calibrate.py")
 """Modules that take minutes, collected first: pytest-xdist hands modules out in collection order,
