@@ -279,12 +279,6 @@ class Subject:
     label: int
     contrasts: tuple[tuple[str, Path], ...] = ()
 
-    @property
-    def files(self) -> tuple[Path, ...]:
-        """Every file of the subject: image, mask, segmentation (if any) and other contrasts."""
-        return (self.image, self.mask, *(() if self.seg is None else (self.seg,)),
-                *(path for _, path in self.contrasts))
-
 
 def split_subjects(root: str | Path, dataset_id: str, split: SplitName, fold: int | None = None,
                    modality: str | None = None, contrasts: Sequence[str] = ()) -> list[Subject]:
