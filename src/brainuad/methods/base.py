@@ -32,6 +32,11 @@ about one volume's slices (more buys no speed and costs memory); on a GPU the pa
 volumes (the 3-level ensemble of 50 slices is 150 rows a volume)."""
 
 
+def float_tensor(array: np.ndarray | Tensor) -> Tensor:
+    """An array or tensor as a float32 tensor (a numpy array on the CPU, a tensor where it lies)."""
+    return array.float() if isinstance(array, Tensor) else torch.as_tensor(np.asarray(array, dtype=np.float32))
+
+
 def volume_slices(volume: VolumeLike) -> Tensor:
     """The axial slices of a model-grid volume as a batch.
 
@@ -41,8 +46,7 @@ def volume_slices(volume: VolumeLike) -> Tensor:
     Returns:
         (Z, 1, X, Y) float32 CPU tensor.
     """
-    array = volume.image if isinstance(volume, GridVolume) else volume
-    tensor = torch.as_tensor(np.asarray(array, dtype=np.float32)) if not isinstance(array, Tensor) else array.float()
+    tensor = float_tensor(volume.image if isinstance(volume, GridVolume) else volume)
     if tensor.ndim != 3:
         raise ValueError(f"a volume must be 3-D (X, Y, Z), got shape {tuple(tensor.shape)}")
     return tensor.permute(2, 0, 1)[:, None].contiguous()

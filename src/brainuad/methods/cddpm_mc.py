@@ -34,7 +34,7 @@ from torch import Tensor
 
 from brainuad.config import DiffusionConfig, EncoderConfig, RunConfigBase, UNetConfig
 from brainuad.data.grid import GridVolume
-from brainuad.methods.base import VolumeLike
+from brainuad.methods.base import VolumeLike, float_tensor
 from brainuad.methods.cddpm import CDDPM, build_encoder
 from brainuad.methods.components import build_noise, build_unet
 from brainuad.methods.ddpm import diffusion_options
@@ -105,11 +105,7 @@ class MultiContrastCDDPM(CDDPM):
         Raises:
             ValueError: a volume without its other contrasts, or an array of another shape.
         """
-        if isinstance(condition, GridVolume):
-            channels = torch.from_numpy(condition.channels(self.contrasts))
-        else:
-            channels = torch.as_tensor(np.asarray(condition, dtype=np.float32)) \
-                if not isinstance(condition, Tensor) else condition.float()
+        channels = float_tensor(condition.channels(self.contrasts) if isinstance(condition, GridVolume) else condition)
         if channels.ndim != 4 or channels.shape[0] != self.channels:
             raise ValueError(f"the multi-contrast cDDPM reads each volume with its {', '.join(self.contrasts)} image: "
                              f"give a GridVolume loaded with them or a ({self.channels}, X, Y, Z) array, got shape "
